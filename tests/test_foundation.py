@@ -1,0 +1,46 @@
+"""Layering and add-on registration."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT
+
+# Modules that must import in plain Python with no Blender at all.
+CORE_MODULES = [
+    "depth_addon",
+    "depth_addon.errors",
+    "depth_addon.settings",
+    "depth_addon.midas",
+    "depth_addon.midas.registry",
+    "depth_addon.geometry",
+    "depth_addon.cli",
+]
+
+
+@pytest.mark.pure
+@pytest.mark.parametrize("module", CORE_MODULES)
+def test_core_imports_without_bpy(module):
+    # sys.modules["bpy"] = None makes any `import bpy` raise ImportError.
+    code = (
+        "import sys, importlib; sys.modules['bpy'] = None; "
+        f"importlib.import_module({module!r}); "
+        "heavy = sorted(m for m in ('torch', 'timm', 'bpy') if sys.modules.get(m) is not None); "
+        "assert not heavy, f'imported at module level: {heavy}'"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.blender
+def test_register_unregister_twice():
+    import bpy  # noqa: F401
+
+    import depth_addon
+
+    for _ in range(2):
+        depth_addon.register()
+        depth_addon.unregister()
