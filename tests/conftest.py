@@ -53,3 +53,37 @@ def midas_reference() -> Path:
     if not MIDAS_REFERENCE.is_dir():
         pytest.fail(f"{MIDAS_REFERENCE} is missing: CI and developers keep ../shared beside the checkout")
     return MIDAS_REFERENCE
+
+
+def reference_checkpoint(model_type: str, wrap: bool = False) -> Path:
+    """The deterministic official-format checkpoint for ``model_type`` (built once, then cached).
+
+    Built by ../shared/midas_reference/make_checkpoint.py, which rebuilds key for key the
+    checkpoint the official MiDaS code was run with. Cached in DEPTH_ADDON_TEST_CACHE
+    (default: a folder in the system temp dir), keyed by the reference file's size and
+    mtime; written to a temp name and renamed, so parallel runs never see half a file.
+    """
+    import subprocess
+    import sys
+
+    npz = MIDAS_REFERENCE / f"{model_type}.npz"
+    if not npz.is_file():
+        pytest.fail(f"no reference data {npz}")
+    stat = npz.stat()
+    cache = Path(os.environ.get("DEPTH_ADDON_TEST_CACHE", Path(tempfile.gettempdir()) / "depth_addon_test_cache"))
+    cache.mkdir(parents=True, exist_ok=True)
+    out = cache / f"{model_type}-{stat.st_size}-{int(stat.st_mtime)}{'-wrapped' if wrap else ''}.pt"
+    if not out.is_file():
+        partial = out.with_suffix(f".{os.getpid()}.partial")
+        cmd = [sys.executable, str(MIDAS_REFERENCE / "make_checkpoint.py"), str(npz), str(partial)]
+        subprocess.run(cmd + (["--wrap"] if wrap else []), check=True, capture_output=True)
+        os.replace(partial, out)
+    return out
+
+
+def reference_data(model_type: str) -> dict:
+    """The official outputs for ``model_type``: image, net_input, net_output, pred, transform settings."""
+    import numpy as np
+
+    with np.load(MIDAS_REFERENCE / f"{model_type}.npz") as ref:
+        return {k: ref[k] for k in ref.files if not k.startswith("kept_")}
