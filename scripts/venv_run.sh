@@ -26,9 +26,15 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
     fi
     echo "Setting up the virtual environment in $venv (bpy, torch CPU, timm; first time only) ..." >&2
     "$py" -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
-    "$venv/bin/python" -m pip install --quiet -c "$root/requirements/constraints.txt" -r "$root/requirements/dev.txt" >&2
+    log="$venv/pip-install.log"
+    if ! { "$venv/bin/python" -m pip install --upgrade pip &&
+           "$venv/bin/python" -m pip install -c "$root/requirements/constraints.txt" -r "$root/requirements/dev.txt"; } >"$log" 2>&1; then
+        tail -n 40 "$log" >&2
+        echo "Installing the requirements failed; the full log is $log" >&2
+        exit 1
+    fi
     echo "$want" > "$stamp"
+    echo "Virtual environment ready ($(grep -c . <("$venv/bin/python" -m pip freeze)) packages)." >&2
 fi
 
 cd "$root"
