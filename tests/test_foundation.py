@@ -16,6 +16,9 @@ CORE_MODULES = [
     "depth_addon.settings",
     "depth_addon.midas",
     "depth_addon.midas.registry",
+    "depth_addon.midas.weights",
+    "depth_addon.imageio",
+    "depth_addon.pipeline",
     "depth_addon.geometry",
     "depth_addon.cli",
 ]

@@ -1,13 +1,88 @@
-"""`python -m depth_addon depth ...` (placeholder until implemented)."""
+"""``python -m depth_addon depth IMAGE -o depth.png``: photo in, depth picture out (no Blender).
+
+Writes 16-bit grayscale (lighter = nearer), a colour-mapped 8-bit picture (``--colormap``),
+or float values (.exr, .tif, .npy). Downloads the model's weights on first use with a
+progress bar; offline, pass ``--weights FILE``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from .. import imageio
+from ..midas import weights as weights_cache
+from ..midas.registry import DEFAULT_MODEL, MODEL_TYPES
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "fp16", "bf16")
 
 
 def add_parser(subparsers):
-    p = subparsers.add_parser("depth", help="not implemented yet")
+    p = subparsers.add_parser(
+        "depth", help="estimate a depth picture from one photo",
+        description="Estimate a depth picture from one photo with MiDaS (no Blender needed).",
+        epilog=f"Weights cache: {weights_cache.weights_dir()} (set {weights_cache.WEIGHTS_DIR_ENV} to move it). "
+        "Offline, download the official .pt yourself and pass --weights FILE.",
+    )
+    p.add_argument("image", help="the photo (any format Pillow reads; EXIF orientation is applied)")
+    p.add_argument("-o", "--output", required=True,
+                   help="depth file to write: .png (16-bit, lighter = nearer), .exr/.tif/.npy (float values)")
+    p.add_argument("--model", choices=MODEL_TYPES, default=DEFAULT_MODEL, metavar="TYPE",
+                   help=f"MiDaS model type, one of: {', '.join(MODEL_TYPES)} (default: %(default)s)")
+    p.add_argument("--weights", metavar="FILE",
+                   help="official MiDaS .pt for --model (default: the weights cache, downloading once)")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="where to run (default: %(default)s)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="float precision on the GPU (default: %(default)s)")
+    p.add_argument("--colormap", choices=imageio.COLORMAPS, metavar="NAME",
+                   help=f"write an 8-bit colour .png with this map: {', '.join(imageio.COLORMAPS)}")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=run)
     return p
 
 
-def run(args):
-    from ..errors import DepthAddonError
+def run(args) -> int:
+    # Cheap checks first, so a typo never costs a download or a model load.
+    imageio.check_depth_output(args.output, args.colormap)
+    rgb = imageio.read_image(args.image)
+    checkpoint = args.weights
+    if checkpoint is None:
+        with DownloadBar(args.model, disable=args.quiet) as bar:
+            checkpoint = weights_cache.ensure_weights(args.model, progress=bar)
 
-    raise DepthAddonError("the depth command is not implemented yet")
+    from ..pipeline import estimate_depth
+
+    def stage(fraction: float, message: str):
+        if not args.quiet:
+            print(message, file=sys.stderr)
+
+    depth = estimate_depth(rgb, args.model, weights=checkpoint, device=args.device,
+                           precision=args.precision, progress=stage)
+    path = imageio.write_depth(args.output, depth, colormap=args.colormap)
+    if not args.quiet:
+        print(f"wrote {path} ({depth.shape[1]}x{depth.shape[0]})")
+    return 0
+
+
+class DownloadBar:
+    """A ``progress(done, total)`` callback drawing a tqdm bar, created on the first byte."""
+
+    def __init__(self, model_type: str, disable: bool = False):
+        self.label = model_type
+        self.disable = disable
+        self.bar = None
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=done, unit="B", unit_scale=True, unit_divisor=1024,
+                            desc=f"downloading {self.label}", disable=self.disable, file=sys.stderr)
+        self.bar.update(done - self.bar.n)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.bar is not None:
+            self.bar.close()

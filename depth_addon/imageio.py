@@ -1,0 +1,306 @@
+"""Read photos and read/write depth pictures (Pillow + numpy; OpenCV imported lazily).
+
+    rgb = read_image("photo.jpg")            # (H, W, 3) uint8 RGB, EXIF orientation applied
+    fov = exif_horizontal_fov("photo.jpg")   # degrees or None
+    write_depth("depth.png", depth)          # 16-bit gray, lighter = nearer
+    depth = read_depth("depth.png")          # (H, W) float32 in [0, 1]
+
+Every failure a user can fix raises ImageReadError naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import DepthAddonError, ImageReadError
+
+# Pillow refuses images above ~179 MP (and warns above ~89 MP) to protect servers from
+# decompression bombs. Here the user picks their own photo, and panoramas or 100+ MP camera
+# files are legitimate, so raise the ceiling to 1 gigapixel (3 GB as RGB); a larger file still
+# fails, with a clear message, instead of exhausting memory. Only ever raised, never lowered.
+MAX_IMAGE_PIXELS = 1_000_000_000
+if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_IMAGE_PIXELS:
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+
+# Names accepted by write_depth(colormap=...): OpenCV's COLORMAP_<NAME> (cv2 4.x).
+COLORMAPS = (
+    "inferno", "magma", "plasma", "viridis", "cividis", "turbo", "jet", "bone",
+    "autumn", "winter", "rainbow", "ocean", "summer", "spring", "cool", "hsv", "pink",
+    "hot", "parula", "twilight", "twilight_shifted", "deepgreen",
+)
+DEPTH_WRITE_SUFFIXES = (".png", ".exr", ".npy", ".tif", ".tiff")
+DEPTH_READ_SUFFIXES = (".npy", ".exr", ".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".webp", ".pgm")
+
+_EXIF_IFD = 0x8769
+_ORIENTATION = 0x0112
+_FOCAL_LENGTH = 0x920A
+_FOCAL_LENGTH_35MM = 0xA405
+_EXIF_IMAGE_WIDTH, _EXIF_IMAGE_HEIGHT = 0xA002, 0xA003
+_FOCAL_PLANE_X_RES, _FOCAL_PLANE_Y_RES, _FOCAL_PLANE_UNIT = 0xA20E, 0xA20F, 0xA210
+_FOCAL_PLANE_UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}  # inch, cm, mm, micrometre
+
+
+def import_cv2():
+    """Import OpenCV with its OpenEXR codec enabled (the one place that sets the switch).
+
+    OpenCV only reads/writes .exr when OPENCV_IO_ENABLE_OPENEXR is set before the codec is
+    first used; setting it before the import covers that.
+    """
+    os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
+    import cv2
+
+    return cv2
+
+
+# --- photos ----------------------------------------------------------------------------------
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read a photo as (H, W, 3) uint8 RGB with its EXIF orientation applied.
+
+    Grayscale, palette, CMYK and 16-bit images are converted; alpha is dropped; 16-bit
+    values are scaled to 8 bits. Multi-frame files give their first frame.
+    """
+    path = Path(path)
+    _check_file(path, "image")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            return np.array(_to_rgb8(im), dtype=np.uint8, order="C")  # a writable copy, not Pillow's buffer
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(f"{path} is too large to load ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageReadError(f"{path} is not an image Pillow can read (unknown or unsupported format)") from exc
+    except PermissionError as exc:
+        raise ImageReadError(f"{path} cannot be opened: permission denied") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        # Pillow reports truncated / corrupt data as OSError, broken headers as SyntaxError.
+        raise ImageReadError(f"{path} is damaged or truncated and cannot be decoded ({exc})") from exc
+
+
+def _to_rgb8(im: Image.Image) -> np.ndarray:
+    """Any Pillow image -> (H, W, 3) uint8 RGB."""
+    if im.mode == "RGB":
+        return np.asarray(im)
+    if im.mode.startswith("I;16") or im.mode in ("I", "F"):
+        gray = np.asarray(im).astype(np.float64)
+        top = np.nanmax(gray, initial=0.0)
+        if im.mode == "F":
+            gray = gray * 255.0 if top <= 1.0 else gray  # float pictures: [0, 1] or [0, 255]
+        elif top <= 65535:
+            gray = gray / 257.0  # 16-bit (also 16-bit PNGs that Pillow opens as "I")
+        else:
+            gray = gray / 16843009.0  # full 32-bit range
+        gray = np.clip(np.nan_to_num(gray), 0, 255).round().astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if im.mode in ("P", "PA"):
+        im = im.convert("RGBA")  # via RGBA so palette transparency converts without a warning
+    return np.asarray(im.convert("RGB"))
+
+
+def exif_horizontal_fov(path: str | os.PathLike) -> float | None:
+    """Horizontal field of view in degrees from the photo's EXIF, or None if it does not say.
+
+    Uses FocalLengthIn35mmFilm when present. Assumption: the 35 mm equivalent maps the
+    image's *long* side to the 36 mm side of a 36 x 24 mm frame, so for a landscape image
+    (after EXIF orientation) the horizontal extent is 36 mm and for a portrait image it is
+    36 mm x width / height. (Some makers match the diagonal instead; for 3:2 images the two
+    agree, for 4:3 they differ by about 2 degrees.) Without it, falls back to FocalLength
+    with the sensor size derived from FocalPlaneX/YResolution.
+    """
+    try:
+        with Image.open(path) as im:
+            exif = im.getexif()
+            stored_w, stored_h = im.size
+    except (OSError, SyntaxError, ValueError):
+        return None
+    sub = exif.get_ifd(_EXIF_IFD)
+
+    def tag(key):
+        value = sub.get(key, exif.get(key))
+        try:
+            return float(value) if value is not None else None
+        except (TypeError, ValueError, ZeroDivisionError):
+            return None
+
+    rotated = exif.get(_ORIENTATION) in (5, 6, 7, 8)  # stored sideways: width and height swap
+    width, height = (stored_h, stored_w) if rotated else (stored_w, stored_h)
+
+    f35 = tag(_FOCAL_LENGTH_35MM)
+    if f35 and f35 > 0:
+        horizontal_mm = 36.0 * width / max(width, height)
+        return _fov_degrees(horizontal_mm, f35)
+
+    focal, x_res, unit = tag(_FOCAL_LENGTH), tag(_FOCAL_PLANE_X_RES), _exif_int(sub.get(_FOCAL_PLANE_UNIT, 2))
+    y_res = tag(_FOCAL_PLANE_Y_RES) or x_res
+    if not (focal and focal > 0 and x_res and x_res > 0 and unit in _FOCAL_PLANE_UNIT_MM):
+        return None
+    # FocalPlane*Resolution is pixels per unit of the image as captured (ExifImageWidth).
+    captured_w = tag(_EXIF_IMAGE_WIDTH) or stored_w
+    captured_h = tag(_EXIF_IMAGE_HEIGHT) or stored_h
+    sensor_w = captured_w / x_res * _FOCAL_PLANE_UNIT_MM[unit]
+    sensor_h = captured_h / y_res * _FOCAL_PLANE_UNIT_MM[unit]
+    return _fov_degrees(sensor_h if rotated else sensor_w, focal)
+
+
+def _exif_int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _fov_degrees(extent_mm: float, focal_mm: float) -> float | None:
+    fov = math.degrees(2.0 * math.atan(extent_mm / (2.0 * focal_mm)))
+    return fov if 1.0 <= fov <= 179.0 else None
+
+
+# --- depth pictures --------------------------------------------------------------------------
+
+
+def read_depth(path: str | os.PathLike) -> np.ndarray:
+    """Read a depth file as (H, W) float32.
+
+    .npy, .exr and float .tif keep the stored values; 8/16-bit images (PNG, integer TIFF,
+    ...) become [0, 1]. Multi-channel files give their first channel (R, or gray).
+    """
+    path = Path(path)
+    _check_file(path, "depth")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            values = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise ImageReadError(f"{path} is not a readable .npy array ({exc})") from exc
+    else:
+        values = _decode_with_cv2(path)
+    values = np.asarray(values)
+    if values.ndim == 3 and values.shape[0] == 1:
+        values = values[0]  # (1, H, W), e.g. a saved network output
+    if values.ndim == 3 and values.shape[2] <= 4:
+        values = values[..., 0]
+    if values.ndim != 2 or values.size == 0:
+        raise ImageReadError(f"{path} holds an array of shape {values.shape}, not a (height, width) depth map")
+    if values.dtype.kind == "u" and suffix != ".npy":  # 8/16-bit pictures -> [0, 1]
+        return (values / np.iinfo(values.dtype).max).astype(np.float32)
+    if values.dtype.kind not in "fiu":
+        raise ImageReadError(f"{path} holds {values.dtype} values, not numbers")
+    return values.astype(np.float32)
+
+
+def _decode_with_cv2(path: Path) -> np.ndarray:
+    """Decode any OpenCV-readable picture as stored (no scaling), channels in RGB order."""
+    cv2 = import_cv2()
+    # imdecode on bytes also works for non-ASCII paths on Windows, unlike imread.
+    try:
+        data = np.frombuffer(path.read_bytes(), dtype=np.uint8)
+    except OSError as exc:
+        raise ImageReadError(f"{path} cannot be read ({exc.strerror or exc})") from exc
+    try:
+        values = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:
+        values, detail = None, f" ({str(exc).strip().splitlines()[-1]})"
+    else:
+        detail = ""
+    if values is None:
+        raise ImageReadError(
+            f"{path} cannot be decoded as a depth picture{detail}; use .npy, .exr, .tif or an 8/16-bit .png"
+        )
+    if values.ndim == 3 and values.shape[2] >= 3:
+        values = values[..., [2, 1, 0] + list(range(3, values.shape[2]))]  # BGR(A) -> RGB(A)
+    return values
+
+
+def write_depth(path: str | os.PathLike, depth: np.ndarray, colormap: str | None = None) -> Path:
+    """Write an (H, W) inverse-depth map (larger = nearer).
+
+    .png: 16-bit grayscale normalised min..max, lighter = nearer; with ``colormap`` (one of
+    COLORMAPS) an 8-bit RGB picture instead. .exr, .tif, .npy: float32 values as given.
+    Returns the path written; the parent folder is created.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    depth = np.asarray(depth)
+    if depth.ndim != 2:
+        raise ValueError(f"depth must be an (H, W) array, got shape {depth.shape}")
+    check_depth_output(path, colormap)
+    if suffix == ".npy":
+        payload = None
+    elif suffix == ".png":
+        payload = _encode_png(depth, colormap)
+    else:
+        cv2 = import_cv2()
+        params = [cv2.IMWRITE_EXR_TYPE, cv2.IMWRITE_EXR_TYPE_FLOAT] if suffix == ".exr" else []
+        ok, buf = cv2.imencode(suffix, depth.astype(np.float32), params)
+        if not ok:
+            raise DepthAddonError(f"OpenCV could not encode {path.name}; write .npy or .png instead")
+        payload = buf.tobytes()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if payload is None:
+            with open(path, "wb") as fh:  # np.save(path) would append .npy to other names
+                np.save(fh, depth.astype(np.float32), allow_pickle=False)
+        else:
+            path.write_bytes(payload)
+    except OSError as exc:
+        raise DepthAddonError(f"cannot write {path} ({exc.strerror or exc}); choose a writable location") from exc
+    return path
+
+
+def check_depth_output(path: str | os.PathLike, colormap: str | None = None) -> None:
+    """Raise DepthAddonError unless write_depth can write ``path`` (checked before long work)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in DEPTH_WRITE_SUFFIXES:
+        raise DepthAddonError(
+            f"cannot write depth as {suffix or 'a file without extension'!r} ({Path(path).name}); "
+            f"use one of {', '.join(DEPTH_WRITE_SUFFIXES)}"
+        )
+    if colormap is not None:
+        if colormap not in COLORMAPS:
+            raise DepthAddonError(f"unknown colormap {colormap!r}; choose one of: {', '.join(COLORMAPS)}")
+        if suffix != ".png":
+            raise DepthAddonError(f"a colormap applies to .png output only, not {suffix}; drop --colormap")
+
+
+def normalize_depth(depth: np.ndarray) -> np.ndarray:
+    """(H, W) -> (H, W) float32 in [0, 1] over the finite min..max (constant or empty -> 0)."""
+    depth = np.asarray(depth, dtype=np.float32)
+    finite = np.isfinite(depth)
+    if not finite.any():
+        return np.zeros(depth.shape, np.float32)
+    lo, hi = float(depth[finite].min()), float(depth[finite].max())
+    scale = 1.0 / (hi - lo) if hi > lo else 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # inf - lo; replaced below
+        out = (depth - lo) * scale
+    return np.where(finite, np.clip(out, 0.0, 1.0), 0.0).astype(np.float32)
+
+
+def _encode_png(depth: np.ndarray, colormap: str | None) -> bytes:
+    cv2 = import_cv2()
+    unit = normalize_depth(depth)
+    if colormap is None:
+        picture = np.round(unit * 65535.0).astype(np.uint16)
+    else:
+        gray = np.round(unit * 255.0).astype(np.uint8)
+        picture = cv2.applyColorMap(gray, getattr(cv2, f"COLORMAP_{colormap.upper()}"))  # BGR, as imencode wants
+    ok, buf = cv2.imencode(".png", picture)
+    if not ok:  # pragma: no cover - PNG encoding of a valid array does not fail
+        raise DepthAddonError("OpenCV could not encode the depth PNG")
+    return buf.tobytes()
+
+
+def _check_file(path: Path, kind: str) -> None:
+    if not path.exists():
+        raise ImageReadError(f"{kind} file not found: {path}")
+    if not path.is_file():
+        raise ImageReadError(f"{path} is not a file (a folder?); choose the {kind} file itself")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{path} is empty (0 bytes); the file was not written completely")

@@ -1,0 +1,113 @@
+"""Image -> depth glue used by the CLI, the Python API and the UI's worker thread (no bpy).
+
+    depth = estimate_depth(rgb, "dpt_hybrid_384", progress=lambda f, msg: print(f, msg))
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from . import midas
+from .errors import CancelledError, WeightsUnavailableError
+from .midas import weights as weights_cache
+from .midas.registry import DEFAULT_MODEL, get_spec
+
+StageProgress = Callable[[float, str], None]
+
+# Fractions of the whole run at which each stage starts (downloading fills 0 .. LOADING).
+LOADING, RUNNING, DONE = 0.4, 0.5, 1.0
+
+
+def estimate_depth(
+    rgb: np.ndarray,
+    model_type: str = DEFAULT_MODEL,
+    weights: str | os.PathLike | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
+    progress: StageProgress | None = None,
+    cancel: Callable[[], bool] | None = None,
+    *,
+    weights_dir: str | os.PathLike | None = None,
+    allow_download: bool = True,
+) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (H, W) float32 relative inverse depth (larger = nearer).
+
+    ``weights``: an official MiDaS .pt; None uses the cache, downloading if allowed
+    (``allow_download=False`` is Blender with online access off). ``progress(fraction,
+    message)`` reports the stages; ``cancel()`` is checked between stages and during the
+    download (raises CancelledError). Running out of GPU memory retries on the CPU.
+    """
+    report = progress or (lambda fraction, message: None)
+    spec = get_spec(model_type)
+
+    def check_cancel():
+        if cancel is not None and cancel():
+            raise CancelledError("depth estimation cancelled")
+
+    check_cancel()
+    if weights is None:
+        def on_bytes(done: int, total: int | None):
+            megabytes = f"{done / 1e6:.1f} / {total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
+            report(LOADING * min(done / total, 1.0) if total else 0.0, f"Downloading {spec.filename}: {megabytes}")
+
+        report(0.0, f"Looking for the {spec.label} weights")
+        checkpoint = weights_cache.ensure_weights(
+            model_type, weights_dir, progress=on_bytes, cancel=cancel, allow_download=allow_download
+        )
+    else:
+        checkpoint = Path(weights).expanduser()
+        if not checkpoint.is_file():
+            raise WeightsUnavailableError(
+                f"weights file not found: {checkpoint}; pass an official MiDaS .pt for {model_type}"
+            )
+    check_cancel()
+
+    used_device = device  # what ran out of memory, if anything does
+
+    def load_and_run(on_device: str) -> np.ndarray:
+        nonlocal used_device
+        used_device = on_device
+        report(LOADING, f"Loading {spec.label} ({on_device})")
+        model = midas.load_model(model_type, checkpoint=checkpoint, device=on_device, precision=precision)
+        used_device = str(model.device)
+        check_cancel()
+        report(RUNNING, f"Running {spec.label} on {model.device}")
+        return model.predict(rgb)
+
+    depth = None
+    try:
+        depth = load_and_run(device)
+    except RuntimeError as exc:
+        if used_device.startswith("cpu") or not _is_out_of_memory(exc):
+            raise
+    if depth is None:  # outside the except block, so the traceback no longer pins GPU tensors
+        _release_accelerator_memory()
+        report(LOADING, f"Out of {used_device} memory; retrying on the CPU (slower)")
+        check_cancel()
+        depth = load_and_run("cpu")
+    report(DONE, "Depth done")
+    return depth
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA's OutOfMemoryError and MPS's 'MPS backend out of memory' are RuntimeErrors."""
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
+
+def _release_accelerator_memory() -> None:
+    torch = sys.modules.get("torch")  # loaded by load_model if anything ran out of GPU memory
+    if torch is None:
+        return
+    from .midas.model import clear_cache
+
+    clear_cache()  # the in-memory model cache still holds the network's GPU copy
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    mps = getattr(torch, "mps", None)
+    if mps is not None and torch.backends.mps.is_available():
+        mps.empty_cache()

@@ -1,0 +1,385 @@
+"""Weights cache and download, against a real HTTP server on 127.0.0.1 (never a real host)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import http.server
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import REPO_ROOT
+from depth_addon.errors import CancelledError, WeightsUnavailableError
+from depth_addon.midas import weights
+from depth_addon.midas.registry import get_spec
+
+pytestmark = pytest.mark.pure
+
+MODEL = "midas_v21_small_256"
+FILENAME = get_spec(MODEL).filename
+PAYLOAD = os.urandom(3 * weights.CHUNK_BYTES + 12345)
+
+
+class WeightsServer:
+    """A loopback server for one payload, with switchable faults.
+
+    ``cut_after``: for each of the next requests, bytes sent before the connection is
+    dropped (the headers still promise the whole body). ``corrupt``: flip the body's bytes.
+    ``ignore_range``: answer Range requests with the whole file (200). ``stall_s``: send
+    the headers, then wait before the body.
+    """
+
+    def __init__(self, payload: bytes):
+        self.payload = payload
+        self.path = f"/w/{FILENAME}"
+        self.requests: list[str | None] = []  # the Range header of each request
+        self.cut_after: list[int] = []
+        self.corrupt = False
+        self.ignore_range = False
+        self.stall_s = 0.0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                outer.requests.append(self.headers.get("Range"))
+                if self.path != outer.path:
+                    self.send_error(404, "Not Found")
+                    return
+                data = outer.payload
+                if outer.corrupt:
+                    data = bytes(b ^ 0xFF for b in data[:64]) + data[64:]
+                start, status = 0, 200
+                range_header = self.headers.get("Range")
+                if range_header and not outer.ignore_range:
+                    start = int(range_header.removeprefix("bytes=").split("-")[0])
+                    if start >= len(data):
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{len(data)}")
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    status = 206
+                self.send_response(status)
+                if status == 206:
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                self.send_header("Content-Length", str(len(data) - start))
+                self.end_headers()
+                body = data[start:]
+                if outer.cut_after:
+                    body = body[: outer.cut_after.pop(0)]
+                try:
+                    if outer.stall_s:
+                        time.sleep(outer.stall_s)
+                    self.wfile.write(body)
+                    self.wfile.flush()
+                except OSError:
+                    pass  # the client gave up first (timeout test)
+                self.close_connection = True
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}/w"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"{self.base}/{FILENAME}"
+
+
+@pytest.fixture
+def server(monkeypatch):
+    srv = WeightsServer(PAYLOAD)
+    srv.thread.start()
+    monkeypatch.setenv(weights.URL_BASE_ENV, srv.base)
+    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    yield srv
+    srv.httpd.shutdown()
+    srv.httpd.server_close()
+
+
+@pytest.fixture
+def cache(tmp_path):
+    return tmp_path / "cache"
+
+
+def _with_spec(monkeypatch, **changes):
+    spec = dataclasses.replace(get_spec(MODEL), **changes)
+    monkeypatch.setattr(weights, "get_spec", lambda model_type: spec)
+
+
+def _assert_tells_what_to_do(message: str, url: str, folder):
+    assert FILENAME in message
+    assert url in message
+    assert str(folder) in message
+    assert "--weights FILE" in message
+
+
+# --- cache folder -------------------------------------------------------------------------
+
+
+def test_weights_dir_precedence(monkeypatch, tmp_path):
+    monkeypatch.setattr(weights, "_default_dir", None)
+    monkeypatch.delenv(weights.WEIGHTS_DIR_ENV, raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert weights.weights_dir() == tmp_path / "xdg" / "depth_addon" / "weights"
+    weights.set_default_weights_dir(tmp_path / "blender_user")
+    assert weights.weights_dir() == tmp_path / "blender_user"
+    monkeypatch.setenv(weights.WEIGHTS_DIR_ENV, str(tmp_path / "env"))
+    assert weights.weights_dir() == tmp_path / "env"
+    assert weights.weights_dir(tmp_path / "arg") == tmp_path / "arg"
+    weights.set_default_weights_dir(None)
+    monkeypatch.delenv(weights.WEIGHTS_DIR_ENV)
+    assert weights.weights_dir() == tmp_path / "xdg" / "depth_addon" / "weights"
+
+
+@pytest.mark.parametrize(
+    ("platform", "env", "expected"),
+    [
+        ("linux", {"XDG_CACHE_HOME": ""}, ("home", ".cache", "depth_addon", "weights")),
+        ("darwin", {}, ("home", "Library", "Caches", "depth_addon", "weights")),
+        ("win32", {"LOCALAPPDATA": "LOCAL"}, ("LOCAL", "depth_addon", "weights")),
+    ],
+)
+def test_platform_cache_dir(monkeypatch, tmp_path, platform, env, expected):
+    monkeypatch.setattr(sys, "platform", platform)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value.replace("LOCAL", str(tmp_path / "LOCAL")) if value else "")
+    assert weights.platform_cache_dir() == tmp_path.joinpath(*expected)
+
+
+def test_cached_weights_checks_size_when_known(monkeypatch, cache):
+    assert weights.cached_weights(MODEL, cache) is None
+    cache.mkdir()
+    (cache / FILENAME).write_bytes(b"x" * 10)
+    assert weights.cached_weights(MODEL, cache) == cache / FILENAME
+    _with_spec(monkeypatch, size_bytes=11)
+    assert weights.cached_weights(MODEL, cache) is None
+
+
+# --- downloads ------------------------------------------------------------------------------
+
+
+def test_full_download_reports_progress_and_is_cached(server, cache):
+    calls = []
+    path = weights.ensure_weights(MODEL, cache, progress=lambda done, total: calls.append((done, total)))
+    assert path == cache / FILENAME
+    assert path.read_bytes() == PAYLOAD
+    assert not (cache / (FILENAME + ".part")).exists()
+    assert server.requests == [None]
+    assert calls[0] == (0, len(PAYLOAD)) and calls[-1] == (len(PAYLOAD), len(PAYLOAD))
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+    # Second call: served from the cache, no request.
+    assert weights.ensure_weights(MODEL, cache) == path
+    assert server.requests == [None]
+
+
+def test_interrupted_download_resumes_with_range(server, cache):
+    cut = weights.CHUNK_BYTES + 1000
+    server.cut_after = [cut]
+    path = weights.ensure_weights(MODEL, cache)
+    assert path.read_bytes() == PAYLOAD
+    assert server.requests == [None, f"bytes={cut}-"]
+
+
+def test_interrupted_every_time_keeps_part_and_next_call_resumes(server, cache):
+    server.cut_after = [1000] * weights.RESUME_ATTEMPTS
+    with pytest.raises(WeightsUnavailableError) as info:
+        weights.ensure_weights(MODEL, cache)
+    message = str(info.value)
+    _assert_tells_what_to_do(message, server.url, cache)
+    assert ".part" in message and "resume" in message
+    part = cache / (FILENAME + ".part")
+    assert part.stat().st_size == 1000 * weights.RESUME_ATTEMPTS
+    assert server.requests == [None, "bytes=1000-", "bytes=2000-"]
+    assert not (cache / FILENAME).exists()
+
+    assert weights.ensure_weights(MODEL, cache).read_bytes() == PAYLOAD
+    assert server.requests[-1] == "bytes=3000-"
+    assert not part.exists()
+
+
+def test_server_ignoring_range_restarts_cleanly(server, cache):
+    cache.mkdir()
+    (cache / (FILENAME + ".part")).write_bytes(b"stale bytes from another file")
+    server.ignore_range = True
+    path = weights.ensure_weights(MODEL, cache)
+    assert server.requests == ["bytes=29-"]
+    assert path.read_bytes() == PAYLOAD
+
+
+def test_complete_part_answered_416_is_accepted(server, cache):
+    cache.mkdir()
+    (cache / (FILENAME + ".part")).write_bytes(PAYLOAD)
+    assert weights.ensure_weights(MODEL, cache).read_bytes() == PAYLOAD
+    assert server.requests == [f"bytes={len(PAYLOAD)}-"]
+
+
+def test_known_size_and_complete_part_need_no_request(monkeypatch, server, cache):
+    _with_spec(monkeypatch, size_bytes=len(PAYLOAD), sha256=hashlib.sha256(PAYLOAD).hexdigest())
+    cache.mkdir()
+    (cache / (FILENAME + ".part")).write_bytes(PAYLOAD)
+    assert weights.ensure_weights(MODEL, cache).read_bytes() == PAYLOAD
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("digest_len", [64, 8])
+def test_sha256_verified_full_or_prefix(monkeypatch, server, cache, digest_len):
+    _with_spec(monkeypatch, sha256=hashlib.sha256(PAYLOAD).hexdigest()[:digest_len])
+    assert weights.ensure_weights(MODEL, cache).read_bytes() == PAYLOAD
+
+
+def test_corrupted_content_is_rejected_and_deleted(monkeypatch, server, cache):
+    _with_spec(monkeypatch, sha256=hashlib.sha256(PAYLOAD).hexdigest()[:8])
+    server.corrupt = True
+    with pytest.raises(WeightsUnavailableError, match="corrupt") as info:
+        weights.ensure_weights(MODEL, cache)
+    _assert_tells_what_to_do(str(info.value), server.url, cache)
+    assert "sha256" in str(info.value)
+    assert [p.name for p in cache.iterdir()] == [FILENAME + ".lock"]  # no .part, no weights
+
+
+def test_wrong_size_is_rejected_and_deleted(monkeypatch, server, cache):
+    _with_spec(monkeypatch, size_bytes=len(PAYLOAD) + 1)
+    with pytest.raises(WeightsUnavailableError, match="bytes instead of"):
+        weights.ensure_weights(MODEL, cache)
+    assert [p.name for p in cache.iterdir()] == [FILENAME + ".lock"]
+
+
+def test_http_404_says_what_to_do(server, cache, monkeypatch):
+    monkeypatch.setenv(weights.URL_BASE_ENV, server.base + "/missing")
+    with pytest.raises(WeightsUnavailableError, match="HTTP 404") as info:
+        weights.ensure_weights(MODEL, cache)
+    _assert_tells_what_to_do(str(info.value), f"{server.base}/missing/{FILENAME}", cache)
+    assert server.requests == [None]
+
+
+def test_server_missing_says_what_to_do(monkeypatch, cache):
+    with socket.socket() as sock:  # a port nobody listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv(weights.URL_BASE_ENV, f"http://127.0.0.1:{port}")
+    with pytest.raises(WeightsUnavailableError, match="cannot reach the server") as info:
+        weights.ensure_weights(MODEL, cache)
+    _assert_tells_what_to_do(str(info.value), f"http://127.0.0.1:{port}/{FILENAME}", cache)
+
+
+def test_stalled_server_times_out(server, cache):
+    server.stall_s = 2.0
+    with pytest.raises(WeightsUnavailableError, match="broke"):
+        weights.download(server.url, cache / FILENAME, timeout=0.3, attempts=1)
+
+
+def test_offline_never_touches_network(server, cache):
+    with pytest.raises(WeightsUnavailableError, match="online access is off") as info:
+        weights.ensure_weights(MODEL, cache, allow_download=False)
+    message = str(info.value)
+    assert "Allow Online Access" in message
+    _assert_tells_what_to_do(message, server.url, cache)
+    assert server.requests == []
+
+
+def test_offline_uses_cache(server, cache):
+    cache.mkdir()
+    (cache / FILENAME).write_bytes(b"cached")
+    assert weights.ensure_weights(MODEL, cache, allow_download=False) == cache / FILENAME
+
+
+def test_cancel_keeps_part_for_resume(server, cache):
+    calls = []
+
+    def cancel():
+        calls.append(None)
+        return len(calls) > 2  # after two chunks
+
+    with pytest.raises(CancelledError):
+        weights.ensure_weights(MODEL, cache, cancel=cancel)
+    part = cache / (FILENAME + ".part")
+    assert part.stat().st_size == 2 * weights.CHUNK_BYTES
+    assert weights.ensure_weights(MODEL, cache).read_bytes() == PAYLOAD
+    assert server.requests == [None, f"bytes={2 * weights.CHUNK_BYTES}-"]
+    assert sorted(p.name for p in cache.iterdir()) == [FILENAME]
+
+
+def test_concurrent_callers_share_one_download(server, cache):
+    server.stall_s = 0.3  # keep the first download busy while the second caller arrives
+    results, errors = [], []
+
+    def fetch():
+        try:
+            results.append(weights.ensure_weights(MODEL, cache))
+        except Exception as exc:  # reported below; a thread cannot raise into the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fetch) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert errors == []
+    assert results == [cache / FILENAME] * 2
+    assert server.requests == [None]
+    assert (cache / FILENAME).read_bytes() == PAYLOAD
+
+
+def test_other_process_download_is_waited_for(server, cache):
+    server.stall_s = 1.0
+    code = (
+        "import sys; from depth_addon.midas import weights; "
+        f"weights.ensure_weights({MODEL!r}, sys.argv[1])"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), weights.URL_BASE_ENV: server.base}
+    other = subprocess.Popen([sys.executable, "-c", code, str(cache)], env=env, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not server.requests and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.requests == [None], "the other process never started its download"
+        # The other process holds the lock and is mid-download: this call must wait, not append.
+        assert weights.ensure_weights(MODEL, cache).read_bytes() == PAYLOAD
+        assert server.requests == [None]
+    finally:
+        assert other.wait(30) == 0, other.stderr.read().decode()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux /dev/full")
+def test_disk_full_is_not_retried_as_network_error(server, cache):
+    cache.mkdir()
+    (cache / (FILENAME + ".part")).symlink_to("/dev/full")  # every write fails with ENOSPC
+    with pytest.raises(WeightsUnavailableError, match="No space left") as info:
+        weights.ensure_weights(MODEL, cache)
+    assert weights.WEIGHTS_DIR_ENV in str(info.value)
+    assert server.requests == [None]
+
+
+def test_unwritable_folder_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(WeightsUnavailableError, match="cannot create the weights folder"):
+        weights.ensure_weights(MODEL, blocker / "sub")
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["depth_addon.midas.weights", "depth_addon.imageio", "depth_addon.pipeline", "depth_addon.cli.depth_cmd"],
+)
+def test_imports_without_bpy_or_torch(module):
+    code = (
+        "import sys, importlib; sys.modules['bpy'] = None; "
+        f"importlib.import_module({module!r}); "
+        "heavy = sorted(m for m in ('torch', 'timm', 'bpy', 'cv2') if sys.modules.get(m) is not None); "
+        "assert not heavy, f'imported at module level: {heavy}'"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
