@@ -31,7 +31,9 @@ class BuildSettings:
     resolution: int = 512                 # vertices along the longer image side (ignored if stride is set)
     stride: int | None = None             # take every stride-th pixel instead
     tear: bool = True                     # drop faces across depth discontinuities
-    tear_threshold: float = 0.05          # relative depth jump that tears a face
+    tear_threshold: float = 0.05          # per face: (max - min) / min camera distance (perspective),
+                                          # or max - min nearness in [0, 1] (relief) above this tears;
+                                          # judged as on a 512-vertex mesh, so resolution doesn't change it
     depth_kind: DepthKind = "inverse"
     invert_relative: bool = False
     near: float = 1.0                     # distance of the nearest inverse/relative depth
@@ -39,9 +41,34 @@ class BuildSettings:
     relief_strength: float = 0.25         # relief displacement, as a fraction of the image width
     shade_smooth: bool = True
     shadeless: bool = False               # emission material instead of Principled BSDF
-    point_size: float = 0.01
+    point_size: float = 0.01              # point radius in scene units at the median distance
+                                          # (perspective: grows with distance, same size on screen)
     add_camera: bool = True
-    set_render_resolution: bool = False
+    set_render_resolution: bool = True    # render size = photo size, so the camera frames it exactly
+
+    def __post_init__(self):
+        problems = []
+        if self.stride is None and self.resolution < 2:
+            problems.append(f"resolution must be at least 2 (got {self.resolution})")
+        if self.stride is not None and self.stride < 1:
+            problems.append(f"stride must be at least 1 (got {self.stride})")
+        if self.fov_deg is not None and not 0 < self.fov_deg < 180:
+            problems.append(f"fov_deg must be between 0 and 180 degrees (got {self.fov_deg})")
+        if not 0 < self.near < self.far:
+            problems.append(f"need 0 < near < far (got near={self.near}, far={self.far})")
+        if self.tear_threshold <= 0:
+            problems.append(f"tear_threshold must be > 0 (got {self.tear_threshold}); to keep every face use tear=False")
+        if self.point_size <= 0:
+            problems.append(f"point_size must be > 0 (got {self.point_size})")
+        for name, value, valid in (("output", self.output, ("mesh", "points")),
+                                   ("projection", self.projection, ("perspective", "relief")),
+                                   ("depth_kind", self.depth_kind, ("inverse", "metric", "relative"))):
+            if value not in valid:
+                problems.append(f"{name} must be one of {', '.join(valid)} (got {value!r})")
+        if problems:
+            from .errors import DepthAddonError
+
+            raise DepthAddonError("invalid settings: " + "; ".join(problems))
 
     def with_changes(self, **changes) -> BuildSettings:
         """A copy with some fields changed; unknown names raise TypeError naming them."""

@@ -1,0 +1,158 @@
+"""Public Python API (imports bpy): one photo -> textured mesh or coloured point cloud + camera.
+
+    import depth_addon.api as da
+    result = da.image_to_object("photo.jpg")                      # runs MiDaS
+    result = da.image_to_object("photo.jpg", depth="d.exr")       # metric depth file, no network
+    da.remesh(result.object, resolution=1024, tear_threshold=0.1) # rebuild from the stored depth
+
+The same calls serve the UI operator, ``python -m depth_addon mesh`` and ``blender -b``
+scripts. Settings are ``depth_addon.settings.BuildSettings`` fields, given as a
+``settings`` object and/or keyword overrides.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from .blender.build import build_objects, remesh_object, set_point_size
+from .errors import CancelledError, ImageReadError
+from .geometry.depth import guess_depth_kind
+from .midas.registry import DEFAULT_MODEL
+from .settings import BuildSettings
+
+__all__ = ["DepthImportResult", "build_from_depth", "build_from_pixels", "image_to_object", "remesh",
+           "set_point_size"]
+
+
+@dataclass
+class DepthImportResult:
+    """What an import made: ``object`` (mesh or point cloud), its ``camera`` (or None),
+    the photo ``image`` and the float ``depth_image`` kept for ``remesh``."""
+
+    object: bpy.types.Object
+    camera: bpy.types.Object | None
+    image: bpy.types.Image
+    depth_image: bpy.types.Image
+
+
+def image_to_object(image, *, depth=None, depth_kind=None, model=DEFAULT_MODEL, weights=None,
+                    device="auto", settings=None, name=None, collection=None,
+                    progress: Callable[[float, str], None] | None = None,
+                    cancel: Callable[[], bool] | None = None, **setting_overrides) -> DepthImportResult:
+    """Make a mesh or point-cloud object (and camera) from a photo.
+
+    image: photo file path or ``bpy.types.Image``.
+    depth: None runs MiDaS (``model``, ``weights``, ``device``) and gives inverse depth;
+    an (H, W) array; or a depth file path. ``depth_kind`` ("inverse", "metric", "relative")
+    says what the depth holds; default: inverse for MiDaS and arrays (unless ``settings``
+    say otherwise), metric for .npy/.exr/.tif files, relative for other pictures.
+    progress(fraction, message), cancel() -> bool: see ``depth_addon.pipeline.estimate_depth``.
+    Raises a ``DepthAddonError`` subclass for anything the user can fix.
+    """
+    settings = (settings or BuildSettings()).with_changes(**setting_overrides)
+    photo_path, rgb = _photo_pixels(image)
+    if depth is None:
+        from .pipeline import estimate_depth
+
+        depth_map = estimate_depth(rgb, model_type=model, weights=weights, device=device,
+                                   progress=_scaled(progress, 0.0, 0.9), cancel=cancel)
+        depth_kind = "inverse"
+    elif isinstance(depth, (str, os.PathLike)):
+        from .imageio import read_depth
+
+        depth_map = read_depth(depth)
+        depth_kind = depth_kind or guess_depth_kind(depth)
+    else:
+        depth_map = np.asarray(depth, dtype=np.float32)
+    if depth_kind is not None:
+        settings = settings.with_changes(depth_kind=depth_kind)
+    if cancel is not None and cancel():
+        raise CancelledError("cancelled before building the geometry")
+    if progress is not None:
+        progress(0.9, "building geometry")
+    result = _build(image, photo_path, rgb, depth_map, settings, name, collection, None)
+    if progress is not None:
+        progress(1.0, "done")
+    return result
+
+
+def build_from_depth(image, depth, settings, name=None, collection=None, fov_deg=None) -> DepthImportResult:
+    """Main-thread part of an import: depth (array of kind ``settings.depth_kind``, or a depth file) -> objects.
+
+    fov_deg: horizontal FOV; None = ``settings.fov_deg``, else the photo's EXIF, else the default.
+    """
+    settings = settings or BuildSettings()
+    if isinstance(depth, (str, os.PathLike)):
+        from .imageio import read_depth
+
+        depth = read_depth(depth)
+    photo_path, rgb = _photo_pixels(image)
+    return _build(image, photo_path, rgb, np.asarray(depth, dtype=np.float32), settings, name, collection, fov_deg)
+
+
+def build_from_pixels(photo_path, rgb, depth, settings, name=None, collection=None, fov_deg=None
+                      ) -> DepthImportResult:
+    """Like ``build_from_depth`` for a photo file already read as (H, W, 3) uint8 ``rgb`` (no second read)."""
+    photo_path = Path(photo_path)
+    return _build(photo_path, photo_path, rgb, np.asarray(depth, dtype=np.float32), settings, name, collection, fov_deg)
+
+
+def remesh(obj, settings=None, **setting_overrides) -> None:
+    """Rebuild ``obj``'s geometry from its stored depth with changed settings (no network).
+
+    settings: replaces the stored settings (default: those ``obj`` was built with);
+    overrides change single fields, e.g. ``remesh(obj, resolution=256, tear=False)``.
+    """
+    remesh_object(obj, settings, **setting_overrides)
+
+
+def _build(image, photo_path, rgb, depth, settings, name, collection, fov_deg) -> DepthImportResult:
+    from .geometry import resolve_fov
+
+    if fov_deg is None:
+        exif = None
+        source_file = photo_path or _image_file(image)
+        if settings.fov_deg is None and source_file is not None:
+            from .imageio import exif_horizontal_fov
+
+            exif = exif_horizontal_fov(source_file)
+        fov_deg = resolve_fov(settings, exif)
+    if name is None:
+        name = photo_path.stem if photo_path is not None else Path(image.name).stem or image.name
+    source = image if isinstance(image, bpy.types.Image) else photo_path.resolve()
+    built = build_objects(name, source, rgb, depth, settings, fov_deg, collection)
+    return DepthImportResult(built.object, built.camera, built.image, built.depth_image)
+
+
+def _photo_pixels(image) -> tuple[Path | None, np.ndarray]:
+    """(file path or None, (H, W, 3) uint8 pixels) for a photo path or a Blender image."""
+    if isinstance(image, bpy.types.Image):
+        from .blender.datablocks import image_rgb
+
+        return None, image_rgb(image)
+    if isinstance(image, (str, os.PathLike)):
+        from .imageio import read_image
+
+        path = Path(image).resolve()
+        return path, read_image(path)
+    raise ImageReadError(f"image must be a file path or a bpy.types.Image, not {type(image).__name__}")
+
+
+def _image_file(image) -> Path | None:
+    """The file behind a Blender image, if it has one on disk (for its EXIF focal length)."""
+    if not isinstance(image, bpy.types.Image) or image.source != "FILE" or not image.filepath:
+        return None
+    path = Path(bpy.path.abspath(image.filepath, library=image.library))
+    return path if path.is_file() else None
+
+
+def _scaled(progress, start: float, stop: float):
+    if progress is None:
+        return None
+    return lambda fraction, message: progress(start + (stop - start) * fraction, message)

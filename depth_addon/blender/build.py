@@ -1,0 +1,193 @@
+"""Depth + photo -> mesh or point-cloud object, material and camera; rebuild from the stored depth.
+
+All datablocks made by one build are tracked and removed together if anything fails, so a
+failed import leaves nothing half-built behind. The object records how it was made in custom
+properties (``PROP_*``): the stored depth image, the photo, the camera, the resolved FOV and
+the settings as JSON, which is all ``remesh_object`` needs (no network).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from ..errors import DepthAddonError
+from ..geometry import build_mesh, build_points, resize_depth, resolve_fov
+from ..settings import BuildSettings
+from . import datablocks
+from .mesh import fill_mesh, new_mesh, new_point_cloud, scale_point_radius
+
+PROP_SETTINGS = "depth_addon_settings"   # JSON of the BuildSettings used
+PROP_FOV = "depth_addon_fov_deg"         # horizontal FOV actually used (EXIF/default resolved)
+PROP_DEPTH = "depth_addon_depth"         # Image: the depth map (float, image-sized)
+PROP_PHOTO = "depth_addon_photo"         # Image: the photo
+PROP_CAMERA = "depth_addon_camera"       # Object: the matching camera (absent without one)
+
+
+@dataclass
+class BuiltObjects:
+    object: bpy.types.Object
+    camera: bpy.types.Object | None
+    image: bpy.types.Image
+    depth_image: bpy.types.Image
+
+
+class _Created:
+    """Datablocks made so far; ``remove_all`` undoes a failed build."""
+
+    def __init__(self):
+        self.ids: list[bpy.types.ID] = []
+
+    def add(self, datablock):
+        self.ids.append(datablock)
+        return datablock
+
+    def remove_all(self) -> None:
+        alive = [d for d in self.ids if _is_alive(d)]
+        if alive:
+            bpy.data.batch_remove(alive)
+
+
+def build_objects(name: str, image: bpy.types.Image | Path | np.ndarray, rgb: np.ndarray, depth: np.ndarray,
+                  settings: BuildSettings, fov_deg: float, collection=None) -> BuiltObjects:
+    """Create the object (+ camera) for ``depth`` of kind ``settings.depth_kind``.
+
+    image: an existing Image (used as is), or a photo path / uint8 pixels to make one from.
+    rgb: (H, W, 3) uint8 photo pixels; depth: (h, w) float32, resampled to (H, W).
+    """
+    created = _Created()
+    try:
+        height, width = rgb.shape[:2]
+        if isinstance(image, bpy.types.Image):
+            photo = image
+        elif isinstance(image, Path):
+            photo, is_new = datablocks.load_photo(image, rgb)
+            if is_new:  # never remove a photo an earlier import (or the user) still uses
+                created.add(photo)
+        else:
+            photo = created.add(datablocks.image_from_pixels(name, rgb))
+        depth = resize_depth(depth, height, width)
+        depth_image = created.add(datablocks.store_depth(f"{name} depth", depth))
+        data, material, model = _new_geometry(name, photo, rgb, depth, settings, fov_deg, created)
+        data.materials.append(material)
+        obj = created.add(bpy.data.objects.new(name, data))
+        camera = None
+        if settings.add_camera:
+            camera = created.add(datablocks.new_camera(f"{name} Camera", model))
+            created.add(camera.data)
+            obj[PROP_CAMERA] = camera
+        obj[PROP_SETTINGS] = json.dumps(asdict(settings))
+        obj[PROP_FOV] = float(fov_deg)
+        obj[PROP_DEPTH] = depth_image
+        obj[PROP_PHOTO] = photo
+        collection = collection or bpy.context.collection or bpy.context.scene.collection
+        collection.objects.link(obj)
+        scene = bpy.context.scene
+        if camera is not None:
+            collection.objects.link(camera)
+            if scene.camera is None:
+                scene.camera = camera
+        if settings.set_render_resolution:
+            datablocks.set_render_resolution(scene, width, height)
+        _make_active(obj)
+        return BuiltObjects(obj, camera, photo, depth_image)
+    except BaseException:
+        created.remove_all()
+        raise
+
+
+def remesh_object(obj: bpy.types.Object, settings: BuildSettings | None = None, **overrides) -> None:
+    """Rebuild ``obj``'s geometry (and camera) from its stored depth; no network runs."""
+    if PROP_DEPTH not in obj or obj[PROP_DEPTH] is None:
+        raise DepthAddonError(f"object {obj.name!r} was not made by depth_addon (it has no stored depth); "
+                              "import the photo again")
+    settings = (settings or stored_settings(obj)).with_changes(**overrides)
+    fov = settings.fov_deg if settings.fov_deg is not None else float(obj.get(PROP_FOV, 0) or 0) or None
+    fov = resolve_fov(settings, fov)
+    depth = datablocks.load_depth(obj[PROP_DEPTH])
+    photo = obj.get(PROP_PHOTO)
+    if obj.type == "MESH":
+        if settings.output != "mesh":
+            raise DepthAddonError(f"{obj.name!r} is a mesh; to get points, import the photo again with output='points'")
+        arrays = build_mesh(depth, settings, fov_deg=fov)
+        fill_mesh(obj.data, arrays, settings.shade_smooth)
+        model = arrays.camera
+    elif obj.type == "POINTCLOUD":
+        if settings.output != "points":
+            raise DepthAddonError(f"{obj.name!r} is a point cloud; to get a mesh, import the photo again with output='mesh'")
+        if photo is None:
+            raise DepthAddonError(f"{obj.name!r} lost its photo image; import the photo again")
+        arrays = build_points(datablocks.image_rgb(photo), depth, settings, fov_deg=fov)
+        old = obj.data
+        cloud = new_point_cloud(old.name, arrays)
+        for material in old.materials:
+            cloud.materials.append(material)
+        obj.data = cloud
+        name = old.name
+        bpy.data.pointclouds.remove(old)
+        cloud.name = name
+        model = arrays.camera
+    else:
+        raise DepthAddonError(f"{obj.name!r} is a {obj.type.lower()}, not a depth_addon mesh or point cloud")
+    obj[PROP_SETTINGS] = json.dumps(asdict(settings))
+    obj[PROP_FOV] = float(fov)
+    camera = obj.get(PROP_CAMERA)
+    if camera is not None and settings.add_camera:
+        datablocks.configure_camera(camera, model, obj.matrix_world)
+
+
+def stored_settings(obj: bpy.types.Object) -> BuildSettings:
+    """The settings ``obj`` was last built with."""
+    values = json.loads(obj.get(PROP_SETTINGS, "{}"))
+    known = BuildSettings.__dataclass_fields__
+    return BuildSettings(**{k: v for k, v in values.items() if k in known})
+
+
+def set_point_size(obj: bpy.types.Object, point_size: float) -> None:
+    """Change a point-cloud object's ``point_size`` without rebuilding it (radii scale, ratios stay)."""
+    if obj.type != "POINTCLOUD":
+        raise DepthAddonError(f"{obj.name!r} is not a point cloud; point size applies to point clouds")
+    settings = stored_settings(obj)
+    changed = settings.with_changes(point_size=point_size)  # validates the new size
+    scale_point_radius(obj.data, point_size / settings.point_size)
+    obj[PROP_SETTINGS] = json.dumps(asdict(changed))
+
+
+def _new_geometry(name, photo, rgb, depth, settings, fov_deg, created):
+    if settings.output == "points":
+        arrays = build_points(rgb, depth, settings, fov_deg=fov_deg)
+        data = created.add(new_point_cloud(name, arrays))
+        material = created.add(datablocks.point_material(name, settings.shadeless))
+    elif settings.output == "mesh":
+        arrays = build_mesh(depth, settings, fov_deg=fov_deg)
+        data = created.add(new_mesh(name, arrays, settings.shade_smooth))
+        material = created.add(datablocks.photo_material(name, photo, settings.shadeless))
+    else:
+        raise ValueError(f"unknown output {settings.output!r}; valid: mesh, points")
+    return data, material, arrays.camera
+
+
+def _make_active(obj) -> None:
+    view_layer = bpy.context.view_layer
+    if view_layer is None:
+        return
+    # Not `obj.name in view_layer.objects`: that list is stale right after linking.
+    for other in view_layer.objects.selected:
+        other.select_set(False)
+    try:
+        obj.select_set(True, view_layer=view_layer)
+    except RuntimeError:  # the object is not in this view layer (e.g. an excluded collection)
+        return
+    view_layer.objects.active = obj
+
+
+def _is_alive(datablock) -> bool:
+    try:
+        datablock.name  # noqa: B018 - raises ReferenceError once removed
+    except ReferenceError:
+        return False
+    return True

@@ -1,0 +1,189 @@
+"""Images, materials and the camera: small bpy helpers used by ``depth_addon.blender.build``."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import bpy
+import numpy as np
+from mathutils import Euler, Matrix, Vector
+
+from ..geometry import CameraModel
+from .exr import encode_gray_exr
+from .mesh import COLOR_ATTRIBUTE
+
+SENSOR_WIDTH_MM = 36.0
+# Object space -> camera: the camera looks along +Y with +Z up (Blender's front view).
+CAMERA_ROTATION = Euler((math.pi / 2, 0.0, 0.0))
+
+
+# ---------------------------------------------------------------- images
+
+def load_photo(path: Path, rgb: np.ndarray) -> tuple[bpy.types.Image, bool]:
+    """The photo as an Image datablock that references ``path`` (nothing is copied) and whether it is new.
+
+    An Image already loaded from the same file is reused. When the file's stored pixels differ
+    from ``rgb`` (EXIF orientation, which Blender does not apply) the image is made from ``rgb``
+    instead and packed, so the texture matches the geometry; its ``filepath`` still names the file.
+    """
+    before = set(bpy.data.images)
+    image = bpy.data.images.load(str(path), check_existing=True)
+    is_new = image not in before
+    height, width = rgb.shape[:2]
+    if tuple(image.size) == (width, height) and _exif_orientation(path) in (None, 1):
+        return image, is_new
+    if is_new:
+        bpy.data.images.remove(image)
+    oriented = image_from_pixels(path.name, rgb)
+    oriented.filepath_raw = str(path)  # provenance; the packed pixels are what renders
+    return oriented, True
+
+
+def image_from_pixels(name: str, rgb: np.ndarray) -> bpy.types.Image:
+    """A packed sRGB Image from (H, W, 3|4) uint8 pixels (top row first)."""
+    height, width = rgb.shape[:2]
+    image = bpy.data.images.new(name, width, height, alpha=rgb.shape[2] == 4)
+    rgba = np.ones((height, width, 4), dtype=np.float32)
+    rgba[..., : rgb.shape[2]] = rgb / np.float32(255)
+    image.pixels.foreach_set(rgba[::-1].ravel())
+    image.pack()
+    return image
+
+
+def image_rgb(image: bpy.types.Image) -> np.ndarray:
+    """(H, W, 3) uint8 sRGB pixels of a Blender image, top row first."""
+    width, height = image.size
+    if width == 0 or height == 0:
+        from ..errors import ImageReadError
+
+        raise ImageReadError(f"image {image.name!r} has no pixels; reload or replace its file ({image.filepath})")
+    rgba = np.empty(width * height * 4, dtype=np.float32)
+    image.pixels.foreach_get(rgba)
+    rgb = rgba.reshape(height, width, 4)[::-1, :, :3]
+    if image.is_float:  # float buffers hold linear values
+        rgb = np.where(rgb <= 0.0031308, rgb * 12.92, 1.055 * np.power(np.clip(rgb, 0, None), 1 / 2.4) - 0.055)
+    return np.clip(np.round(rgb * 255), 0, 255).astype(np.uint8)
+
+
+def store_depth(name: str, depth: np.ndarray) -> bpy.types.Image:
+    """Keep a (H, W) float32 depth map as a packed full-float Non-Color image (R = G = B = depth).
+
+    The pixels are packed as an uncompressed float EXR (``exr.encode_gray_exr``), so they
+    survive saving the .blend exactly and ``load_depth`` gives back the same values.
+    """
+    data = encode_gray_exr(depth)
+    image = bpy.data.images.new(name, 1, 1, alpha=False, float_buffer=True, is_data=True)
+    image.pack(data=data, data_len=len(data))
+    image.source = "FILE"
+    image.filepath_raw = f"//{bpy.path.clean_name(name)}.exr"  # where "Unpack" would write it
+    image.file_format = "OPEN_EXR"
+    image.colorspace_settings.is_data = True
+    return image
+
+
+def load_depth(image: bpy.types.Image) -> np.ndarray:
+    """The (H, W) float32 depth map kept by ``store_depth``."""
+    width, height = image.size
+    rgba = np.empty(width * height * 4, dtype=np.float32)
+    image.pixels.foreach_get(rgba)
+    return np.ascontiguousarray(rgba.reshape(height, width, 4)[::-1, :, 0])
+
+
+def _exif_orientation(path: Path) -> int | None:
+    if path.suffix.lower() not in (".jpg", ".jpeg", ".tif", ".tiff", ".webp"):
+        return None  # only these carry an orientation tag in practice; others would be decoded to look
+    try:
+        from PIL import Image
+    except ImportError:  # Blender's own Python has no Pillow: trust the size check alone
+        return None
+    try:
+        with Image.open(path) as im:
+            return int(im.getexif().get(0x0112, 1))
+    except (OSError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------- materials
+
+def photo_material(name: str, image: bpy.types.Image, shadeless: bool) -> bpy.types.Material:
+    """Material showing ``image`` through the mesh's UV map: Principled BSDF, or emission when shadeless."""
+    material = _node_material(name)
+    nodes, links = material.node_tree.nodes, material.node_tree.links
+    nodes.clear()
+    output = nodes.new("ShaderNodeOutputMaterial")
+    texture = nodes.new("ShaderNodeTexImage")
+    texture.image = image
+    texture.extension = "EXTEND"  # no wrap-around bleeding at the photo's borders
+    texture.location = (-500, 0)
+    output.location = (300, 0)
+    _shade(nodes, links, texture.outputs["Color"], output, shadeless)
+    return material
+
+
+def point_material(name: str, shadeless: bool) -> bpy.types.Material:
+    """Material colouring each point by its ``Col`` attribute."""
+    material = _node_material(name)
+    nodes, links = material.node_tree.nodes, material.node_tree.links
+    nodes.clear()
+    output = nodes.new("ShaderNodeOutputMaterial")
+    attribute = nodes.new("ShaderNodeAttribute")
+    attribute.attribute_type = "GEOMETRY"
+    attribute.attribute_name = COLOR_ATTRIBUTE
+    attribute.location = (-500, 0)
+    output.location = (300, 0)
+    _shade(nodes, links, attribute.outputs["Color"], output, shadeless)
+    return material
+
+
+def _node_material(name: str) -> bpy.types.Material:
+    material = bpy.data.materials.new(name)
+    if material.node_tree is None:  # Blender 4.x; from 5.0 materials always have their node tree
+        material.use_nodes = True
+    return material
+
+
+def _shade(nodes, links, color_socket, output, shadeless: bool) -> None:
+    if shadeless:
+        shader = nodes.new("ShaderNodeEmission")
+        links.new(color_socket, shader.inputs["Color"])
+        links.new(shader.outputs["Emission"], output.inputs["Surface"])
+    else:
+        shader = nodes.new("ShaderNodeBsdfPrincipled")
+        shader.inputs["Roughness"].default_value = 1.0  # the photo already holds its lighting
+        links.new(color_socket, shader.inputs["Base Color"])
+        links.new(shader.outputs["BSDF"], output.inputs["Surface"])
+
+
+# ---------------------------------------------------------------- camera
+
+def new_camera(name: str, model: CameraModel) -> bpy.types.Object:
+    data = bpy.data.cameras.new(name)
+    camera = bpy.data.objects.new(name, data)
+    configure_camera(camera, model, Matrix.Identity(4))
+    return camera
+
+
+def configure_camera(camera: bpy.types.Object, model: CameraModel, object_matrix: Matrix) -> None:
+    """Lens, clipping and placement so that the object (world matrix ``object_matrix``) lines up with the photo."""
+    data = camera.data
+    data.sensor_fit = "HORIZONTAL"
+    data.sensor_width = SENSOR_WIDTH_MM
+    data.shift_x = data.shift_y = 0.0
+    if model.ortho_scale is None:
+        data.type = "PERSP"
+        data.lens = model.lens_mm(SENSOR_WIDTH_MM)
+    else:
+        data.type = "ORTHO"
+        data.ortho_scale = model.ortho_scale
+    data.clip_start = model.clip_start
+    data.clip_end = model.clip_end
+    camera.matrix_world = (object_matrix @ Matrix.Translation(Vector(model.location))
+                           @ CAMERA_ROTATION.to_matrix().to_4x4())
+
+
+def set_render_resolution(scene: bpy.types.Scene, width: int, height: int) -> None:
+    render = scene.render
+    render.resolution_x, render.resolution_y = width, height
+    render.resolution_percentage = 100
+    render.pixel_aspect_x = render.pixel_aspect_y = 1.0

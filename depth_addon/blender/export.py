@@ -1,0 +1,97 @@
+"""Write the scene to .blend / .glb / .gltf / .obj / .ply for the headless entry points."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+
+from ..errors import DepthAddonError
+
+
+def reset_scene_if_startup() -> None:
+    """Start from an empty scene unless a .blend was opened (``blender -b file.blend --python ...``).
+
+    The factory startup file, emptied; preferences (enabled add-ons and extensions) stay as they are.
+    """
+    if not bpy.data.filepath:
+        bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
+
+
+def export_scene(path: Path, result) -> None:
+    """Save or export the scene holding ``result`` (a DepthImportResult) to ``path`` by its suffix.
+
+    .blend keeps everything (the photo referenced by its path, the depth image packed).
+    .glb/.gltf carry the camera; .obj has no cameras; .ply holds the object alone.
+    A point cloud is exported as loose vertices with their colours where the format allows.
+    """
+    path = Path(path).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix == ".blend":
+        bpy.ops.wm.save_as_mainfile(filepath=str(path), copy=True)
+        return
+    with _exportable(result) as obj:
+        selection = [obj] + ([result.camera] if result.camera is not None else [])
+        _select_only(selection)
+        with bpy.context.temp_override(selected_objects=selection, active_object=obj):
+            if suffix in (".glb", ".gltf"):
+                bpy.ops.export_scene.gltf(
+                    filepath=str(path), export_format="GLB" if suffix == ".glb" else "GLTF_SEPARATE",
+                    use_selection=True, export_cameras=True, export_yup=True,
+                    use_mesh_vertices=result.object.type == "POINTCLOUD",
+                )
+            elif suffix == ".obj":
+                bpy.ops.wm.obj_export(filepath=str(path), export_selected_objects=True, export_materials=True,
+                                      path_mode="COPY" if obj.type == "MESH" else "AUTO")
+            elif suffix == ".ply":
+                bpy.ops.wm.ply_export(filepath=str(path), export_selected_objects=True, export_uv=True,
+                                      export_colors="SRGB", ascii_format=False)
+            else:
+                raise DepthAddonError(f"cannot write {path.name}: use .blend, .glb, .gltf, .obj or .ply")
+
+
+class _exportable:
+    """The result's object, or for a point cloud a temporary vertices-only mesh copy of it."""
+
+    def __init__(self, result):
+        self.result = result
+        self.temp = None
+
+    def __enter__(self):
+        obj = self.result.object
+        if obj.type != "POINTCLOUD":
+            return obj
+        mesh = bpy.data.meshes.new(obj.name)
+        cloud = obj.data
+        n = len(cloud.points)
+        mesh.vertices.add(n)
+        import numpy as np
+
+        for name, prop, width, dtype in (("position", "vector", 3, "FLOAT_VECTOR"), ("Col", "color", 4, "FLOAT_COLOR")):
+            values = np.empty(n * width, dtype=np.float32)
+            if name not in cloud.attributes:
+                continue
+            cloud.attributes[name].data.foreach_get(prop, values)
+            target = mesh.attributes.get(name) or mesh.attributes.new(name, dtype, "POINT")
+            target.data.foreach_set(prop, values)
+        if "Col" in mesh.attributes:
+            mesh.color_attributes.active_color = mesh.attributes["Col"]
+        self.temp = bpy.data.objects.new(obj.name, mesh)
+        self.temp.matrix_world = obj.matrix_world
+        bpy.context.scene.collection.objects.link(self.temp)
+        return self.temp
+
+    def __exit__(self, *exc):
+        if self.temp is not None:
+            mesh = self.temp.data
+            bpy.data.objects.remove(self.temp)
+            bpy.data.meshes.remove(mesh)
+        return False
+
+
+def _select_only(objects) -> None:
+    view_layer = bpy.context.view_layer
+    view_layer.update()  # objects linked just now must be synced into the view layer first
+    for obj in view_layer.objects:
+        obj.select_set(obj in objects)

@@ -1,0 +1,35 @@
+"""Headless photo -> mesh inside Blender: the ``mesh`` command's arguments after ``--``.
+
+    blender -b --python scripts/blender_depth_mesh.py -- samples/chelsea.jpg -o out/chelsea.blend -o out/chelsea.glb
+    blender -b scene.blend --python scripts/blender_depth_mesh.py -- photo.jpg --depth d.exr -o out/scene_with_photo.blend
+
+Without a .blend argument the scene starts empty; with one, the object is added to it.
+The arguments and their parser are ``depth_addon.cli.mesh_cmd``'s (``--help`` lists them);
+errors print one line and Blender exits with status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from depth_addon.cli import mesh_cmd  # noqa: E402 - needs the repository on sys.path first
+
+PROG = "blender -b --python scripts/blender_depth_mesh.py --"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the mesh command; ``argv`` defaults to what follows ``--`` on Blender's command line."""
+    if argv is None:
+        argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
+    return mesh_cmd.main(argv, prog=PROG)
+
+
+if __name__ == "__main__":
+    status = main()
+    if status:
+        sys.exit(status)

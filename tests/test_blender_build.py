@@ -1,0 +1,306 @@
+"""Blender layer and public API in the real bpy module (marker ``blender``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from depth_addon.settings import BuildSettings
+
+pytestmark = pytest.mark.blender
+
+PHOTO_H, PHOTO_W = 300, 451  # samples/chelsea.jpg
+
+
+def metric_depth(height=PHOTO_H, width=PHOTO_W):
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    return 4.0 + 0.3 * np.sin(x / 60.0) + 0.2 * np.cos(y / 45.0)  # gentle: no face tears at 64 vertices
+
+
+def attribute(data, name, prop, width):
+    attr = data.attributes[name]
+    values = np.empty(len(attr.data) * width, dtype=np.float32 if prop != "value" or width > 1 else np.float32)
+    attr.data.foreach_get(prop, values)
+    return values.reshape(-1, width) if width > 1 else values
+
+
+def int_attribute(data, name, width=1):
+    attr = data.attributes[name]
+    values = np.empty(len(attr.data) * width, dtype=np.int32)
+    attr.data.foreach_get("value", values)
+    return values.reshape(-1, width) if width > 1 else values
+
+
+def datablock_counts():
+    import bpy
+
+    kinds = ("objects", "meshes", "pointclouds", "materials", "images", "cameras", "node_groups")
+    return {kind: len(getattr(bpy.data, kind)) for kind in kinds}
+
+
+def import_sample(sample_photo, depth=None, **overrides):
+    from depth_addon import api
+
+    overrides.setdefault("set_render_resolution", True)
+    return api.image_to_object(str(sample_photo), depth=metric_depth() if depth is None else depth,
+                               depth_kind="metric", **overrides)
+
+
+def test_counts_uvs_and_datablocks(sample_photo):
+    result = import_sample(sample_photo, resolution=64, tear=False)
+    mesh = result.object.data
+    nx, ny = 64, round(64 * PHOTO_H / PHOTO_W)
+    assert (len(mesh.vertices), len(mesh.polygons)) == (nx * ny, (nx - 1) * (ny - 1))
+    assert result.object.name == "chelsea" and result.image.filepath.endswith("chelsea.jpg")
+    assert result.image.packed_file is None  # the photo stays a reference to its file
+    assert result.depth_image.packed_file is not None and result.depth_image.is_float
+    assert result.object.active_material.node_tree.nodes["Image Texture"].image == result.image
+    # UVs: each corner's UV is its vertex's pixel centre
+    uv = attribute(mesh, "UVMap", "vector", 2)
+    assert mesh.uv_layers.active.name == "UVMap"
+    corner_vert = int_attribute(mesh, ".corner_vert")
+    assert np.all((uv > 0) & (uv < 1))
+    px = uv[:, 0] * PHOTO_W - 0.5
+    py = (1 - uv[:, 1]) * PHOTO_H - 0.5
+    np.testing.assert_allclose(px, np.round(px), atol=1e-3)
+    np.testing.assert_allclose(py, np.round(py), atol=1e-3)
+    per_vertex = {}
+    for v, u in zip(corner_vert.tolist(), map(tuple, uv.round(6).tolist()), strict=True):
+        assert per_vertex.setdefault(v, u) == u
+    assert not mesh.validate(verbose=True)  # validate() returns True when it had to fix something
+
+
+def test_vertices_reproject_through_the_camera(sample_photo):
+    import bpy
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+
+    depth = metric_depth()
+    result = import_sample(sample_photo, depth=depth, stride=3, fov_deg=47.0)
+    scene, obj, camera = bpy.context.scene, result.object, result.camera
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (PHOTO_W, PHOTO_H)
+    assert camera.data.sensor_fit == "HORIZONTAL"
+    assert camera.data.angle_x == pytest.approx(np.radians(47.0), rel=1e-6)
+    positions = attribute(obj.data, "position", "vector", 3)
+    uv = attribute(obj.data, "UVMap", "vector", 2)
+    corner_vert = int_attribute(obj.data, ".corner_vert")
+    vertex_uv = np.empty((len(positions), 2), np.float32)
+    vertex_uv[corner_vert] = uv
+    pixel_x = np.round(vertex_uv[:, 0] * PHOTO_W - 0.5)
+    pixel_y = np.round((1 - vertex_uv[:, 1]) * PHOTO_H - 0.5)
+    # every vertex, through the camera's own view and projection matrices
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    projection = np.array(camera.calc_matrix_camera(depsgraph, x=PHOTO_W, y=PHOTO_H))
+    to_camera = np.array(camera.matrix_world.inverted() @ obj.matrix_world)
+    homogeneous = np.c_[positions.astype(np.float64), np.ones(len(positions))]
+    in_camera = homogeneous @ to_camera.T
+    clip = in_camera @ projection.T
+    ndc = clip[:, :2] / clip[:, 3:4]
+    np.testing.assert_allclose((ndc[:, 0] + 1) / 2 * PHOTO_W, pixel_x + 0.5, atol=0.01)
+    np.testing.assert_allclose((1 - ndc[:, 1]) / 2 * PHOTO_H, pixel_y + 0.5, atol=0.01)
+    np.testing.assert_allclose(-in_camera[:, 2], depth[pixel_y.astype(int), pixel_x.astype(int)], rtol=1e-5)
+    # and a sample through bpy_extras' world_to_camera_view (uses the scene's render size)
+    for i in range(0, len(positions), 97):
+        ndc = world_to_camera_view(scene, camera, obj.matrix_world @ Vector(positions[i]))
+        assert ndc.x * PHOTO_W == pytest.approx(pixel_x[i] + 0.5, abs=0.01)
+        assert (1 - ndc.y) * PHOTO_H == pytest.approx(pixel_y[i] + 0.5, abs=0.01)
+        assert ndc.z == pytest.approx(float(depth[int(pixel_y[i]), int(pixel_x[i])]), rel=1e-5)
+    stored = attribute(obj.data, "depth", "value", 1)
+    np.testing.assert_allclose(stored, depth[pixel_y.astype(int), pixel_x.astype(int)], rtol=1e-6)
+
+
+def test_relief_camera_is_orthographic_and_lines_up(sample_photo):
+    import bpy
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+
+    result = import_sample(sample_photo, projection="relief", stride=25)
+    assert result.camera.data.type == "ORTHO"
+    positions = attribute(result.object.data, "position", "vector", 3)
+    ndc = [world_to_camera_view(bpy.context.scene, result.camera, Vector(p)) for p in positions]
+    # relief vertices sit at pixel centres in X/Z, so the orthographic view maps them back to them
+    xs = np.array([n.x for n in ndc]) * PHOTO_W - 0.5
+    np.testing.assert_allclose(xs, np.round(xs), atol=0.01)
+
+
+def test_step_edge_tears_in_blender(sample_photo):
+    depth = np.full((PHOTO_H, PHOTO_W), 2.0, np.float32)
+    depth[:, 200:] = 5.0
+    result = import_sample(sample_photo, depth=depth, stride=4, tear_threshold=0.1)
+    mesh = result.object.data
+    vertex_depth = attribute(mesh, "depth", "value", 1)
+    corner_vert = int_attribute(mesh, ".corner_vert").reshape(-1, 4)
+    face_depths = vertex_depth[corner_vert]
+    assert np.all(face_depths.min(axis=1) == face_depths.max(axis=1))
+    assert not mesh.validate(verbose=True)
+
+
+def test_point_cloud_colours_equal_image_pixels(sample_photo):
+    import bpy
+
+    from depth_addon import api
+    from depth_addon.imageio import read_image
+
+    result = import_sample(sample_photo, output="points", stride=3, point_size=0.02)
+    cloud = result.object.data
+    assert isinstance(cloud, bpy.types.PointCloud) and result.object.type == "POINTCLOUD"
+    ys, xs = np.arange(0, PHOTO_H, 3), np.arange(0, PHOTO_W, 3)
+    assert len(cloud.points) == len(ys) * len(xs)
+    colors = attribute(cloud, "Col", "color_srgb", 4)
+    rgb = read_image(sample_photo)
+    expected = rgb[np.ix_(ys, xs)].reshape(-1, 3)
+    np.testing.assert_array_equal(np.round(colors[:, :3] * 255).astype(np.uint8), expected)
+    # radius = point_size at the median distance, proportional to distance: same size through the camera
+    radius, distance = attribute(cloud, "radius", "value", 1), attribute(cloud, "depth", "value", 1)
+    np.testing.assert_allclose(radius / distance, 0.02 / np.median(metric_depth()[::3, ::3]), rtol=1e-3)
+    api.set_point_size(result.object, 0.04)
+    np.testing.assert_allclose(attribute(cloud, "radius", "value", 1), 2 * radius, rtol=1e-6)
+    assert '"point_size": 0.04' in result.object["depth_addon_settings"]
+    material = result.object.active_material
+    assert material.node_tree.nodes["Attribute"].attribute_name == "Col"
+
+
+def test_glb_export_reimports_with_the_same_vertex_count(sample_photo, tmp_path):
+    import bpy
+
+    from depth_addon.blender.export import export_scene
+
+    result = import_sample(sample_photo, resolution=40)
+    n_vertices = len(result.object.data.vertices)
+    export_scene(tmp_path / "out.glb", result)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.import_scene.gltf(filepath=str(tmp_path / "out.glb"))
+    meshes = [o for o in bpy.data.objects if o.type == "MESH"]
+    assert len(meshes) == 1 and len(meshes[0].data.vertices) == n_vertices
+    assert [o.type for o in bpy.data.objects].count("CAMERA") == 1
+
+
+def test_remesh_changes_resolution_without_the_network(sample_photo, tmp_path):
+    import bpy
+
+    from depth_addon import api
+
+    depth = metric_depth()
+    result = import_sample(sample_photo, depth=depth, resolution=32)
+    fov_deg = np.degrees(result.camera.data.angle_x)
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "scene.blend"))
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "scene.blend"))
+    obj = bpy.data.objects["chelsea"]
+    api.remesh(obj, resolution=64)
+    nx, ny = 64, round(64 * PHOTO_H / PHOTO_W)
+    assert len(obj.data.vertices) == nx * ny
+    # the stored depth survives the save exactly (full float), so the rebuilt mesh is exact too
+    from depth_addon.blender.datablocks import load_depth
+
+    np.testing.assert_array_equal(load_depth(obj["depth_addon_depth"]), depth)
+    assert obj["depth_addon_fov_deg"] == pytest.approx(fov_deg)
+    api.remesh(obj, fov_deg=30.0)
+    assert obj["depth_addon_camera"].data.angle_x == pytest.approx(np.radians(30.0))
+    with pytest.raises(Exception, match="point"):
+        api.remesh(obj, output="points")
+
+
+def test_remesh_point_cloud(sample_photo):
+    from depth_addon import api
+
+    result = import_sample(sample_photo, output="points", stride=10)
+    before = len(result.object.data.points)
+    api.remesh(result.object, stride=5)
+    assert len(result.object.data.points) > 3 * before
+    assert result.object.active_material is not None
+
+
+def test_failure_leaves_no_datablocks(sample_photo):
+    import bpy
+
+    from depth_addon import api
+
+    before = datablock_counts()
+    not_a_collection = bpy.data.materials.new("not a collection")
+    before["materials"] += 1
+    for output in ("mesh", "points"):
+        with pytest.raises(AttributeError):
+            api.image_to_object(str(sample_photo), depth=metric_depth(), depth_kind="metric", output=output,
+                                collection=not_a_collection, resolution=16)
+        assert datablock_counts() == before
+    # a failing second import of a photo leaves the first import's image alone
+    first = import_sample(sample_photo, resolution=16)
+    before = datablock_counts()
+    with pytest.raises(AttributeError):
+        api.image_to_object(str(sample_photo), depth=metric_depth(), depth_kind="metric",
+                            collection=not_a_collection, resolution=16)
+    assert datablock_counts() == before and first.object.active_material.node_tree.nodes["Image Texture"].image
+
+
+def test_missing_weights_builds_nothing(sample_photo):
+    from depth_addon import api
+    from depth_addon.errors import WeightsUnavailableError
+
+    before = datablock_counts()
+    with pytest.raises(WeightsUnavailableError):
+        api.image_to_object(str(sample_photo))
+    assert datablock_counts() == before
+
+
+def test_sample_relative_depth_picture(sample_photo):
+    from depth_addon import api
+
+    result = api.image_to_object(str(sample_photo), depth=str(sample_photo.with_name("chelsea_depth.png")),
+                                 resolution=48)  # .png: relative, lighter = nearer
+    distances = attribute(result.object.data, "depth", "value", 1)
+    settings = BuildSettings()
+    assert distances.min() >= settings.near * 0.999 and distances.max() <= settings.far * 1.001
+    assert '"depth_kind": "relative"' in result.object["depth_addon_settings"]
+
+
+def test_build_from_depth_with_a_blender_image():
+    import bpy
+
+    from depth_addon import api
+
+    rng = np.random.default_rng(2)
+    rgb = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    image = bpy.data.images.new("memory photo", 30, 20)
+    rgba = np.ones((20, 30, 4), np.float32)
+    rgba[..., :3] = rgb / 255
+    image.pixels.foreach_set(rgba[::-1].ravel())
+    depth = np.full((10, 15), 3.0, np.float32)  # half size: resampled to the photo's size
+    settings = BuildSettings(output="points", stride=1, depth_kind="metric")
+    result = api.build_from_depth(image, depth, settings, name="mem", fov_deg=40.0)
+    assert result.image == image and result.object.name == "mem"
+    assert len(result.object.data.points) == 20 * 30
+    colors = attribute(result.object.data, "Col", "color_srgb", 4)
+    np.testing.assert_array_equal(np.round(colors[:, :3] * 255).astype(np.uint8), rgb.reshape(-1, 3))
+    assert result.camera.data.angle_x == pytest.approx(np.radians(40.0))
+
+
+def test_cancel_before_building_creates_nothing(sample_photo):
+    from depth_addon import api
+    from depth_addon.errors import CancelledError
+
+    before = datablock_counts()
+    with pytest.raises(CancelledError):
+        api.image_to_object(str(sample_photo), depth=metric_depth(), depth_kind="metric", cancel=lambda: True)
+    assert datablock_counts() == before
+
+
+def test_exif_rotated_photo_is_packed_upright(tmp_path):
+    from PIL import Image
+
+    from depth_addon import api
+    from depth_addon.blender.datablocks import image_rgb
+    from depth_addon.imageio import read_image
+
+    rng = np.random.default_rng(3)
+    stored = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)  # stored landscape, shown portrait
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    path = tmp_path / "rotated.jpg"
+    Image.fromarray(stored).save(path, exif=exif, quality=100)
+    upright = read_image(path)
+    assert upright.shape[:2] == (60, 40)
+    result = api.image_to_object(str(path), depth=np.full((60, 40), 3.0, np.float32), depth_kind="metric",
+                                 stride=1, tear=False)
+    assert tuple(result.image.size) == (40, 60) and result.image.packed_file is not None
+    np.testing.assert_array_equal(image_rgb(result.image), upright)
+    assert len(result.object.data.vertices) == 60 * 40
