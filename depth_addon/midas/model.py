@@ -1,0 +1,282 @@
+"""Load official MiDaS checkpoints and run them: ``load_model`` and ``MidasModel.predict``.
+
+``predict`` computes what the official ``run.py`` computes with ``optimize=False``: the
+official input transform, one forward pass, and a bicubic resize (align_corners=False) of
+the raw output back to the photo's size. Architectures come from the model table
+(``ModelSpec.builder``, resolved inside ``depth_addon.midas.nets``); weights only ever come
+from a checkpoint file, read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import (
+    CheckpointMismatchError,
+    DependencyMissingError,
+    ModelUnavailableError,
+    WeightsUnavailableError,
+)
+from .registry import MODEL_SPECS, ModelSpec, get_spec
+from .transforms import prepare_input
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError as _exc:  # pragma: no cover - exercised only without torch
+    raise DependencyMissingError(
+        f"PyTorch is not installed in this Python ({_exc}); install it with "
+        "'python -m pip install torch timm' (for Blender: into Blender's bundled Python)"
+    ) from _exc
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+_NETS_PACKAGE = __package__ + ".nets"
+_SHOWN_KEYS = 5
+
+# Loaded models, most recently used last. Two at most: switching between a couple of model
+# types stays instant, while trying every type in one Blender session does not keep
+# gigabytes of networks alive.
+CACHE_SIZE = 2
+_cache: OrderedDict[tuple, MidasModel] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+class MidasModel:
+    """A loaded MiDaS network plus its input transform.
+
+    Attributes: ``spec`` (the table row), ``device`` (``"cpu"``, ``"cuda"`` or ``"mps"``),
+    ``precision`` (``"fp32"``, ``"fp16"``, ``"bf16"``), ``checkpoint`` (path), ``net``
+    (the ``torch.nn.Module``, in eval mode). ``predict`` may be called from any thread; calls
+    on one model run one at a time.
+    """
+
+    def __init__(self, spec: ModelSpec, net: torch.nn.Module, device: str, precision: str, checkpoint: Path):
+        self.spec = spec
+        self.net = net
+        self.device = device
+        self.precision = precision
+        self.checkpoint = checkpoint
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"MidasModel({self.spec.name!r}, device={self.device!r}, precision={self.precision!r})"
+
+    def prepare(self, rgb: np.ndarray) -> np.ndarray:
+        """``(H, W, 3)`` uint8 RGB -> ``(1, 3, h, w)`` float32 network input (official transform)."""
+        _check_rgb(rgb)
+        return prepare_input(rgb, self.spec)
+
+    def forward(self, net_input: np.ndarray) -> torch.Tensor:
+        """``(1, 3, h, w)`` float32 network input -> ``(1, h, w)`` float32 raw output on the device."""
+        x = torch.from_numpy(np.ascontiguousarray(net_input, dtype=np.float32))
+        x = x.to(device=self.device, dtype=PRECISIONS[self.precision])
+        with self._lock, torch.inference_mode():
+            return self.net(x).float()
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray:
+        """``(H, W, 3)`` uint8 RGB -> ``(H, W)`` float32 relative inverse depth (larger = nearer)."""
+        raw = self.forward(self.prepare(rgb))
+        with torch.inference_mode():
+            depth = F.interpolate(raw.unsqueeze(1), size=rgb.shape[:2], mode="bicubic", align_corners=False)
+        return depth[0, 0].cpu().numpy().astype(np.float32, copy=False)
+
+
+def _check_rgb(rgb) -> None:
+    if not isinstance(rgb, np.ndarray):
+        raise ValueError(f"expected the image as a numpy array, got {type(rgb).__name__}")
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
+        raise ValueError(f"expected an (H, W, 3) RGB image, got an array of shape {rgb.shape}")
+    if rgb.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 RGB image (0..255), got dtype {rgb.dtype}")
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``"auto"`` -> ``"cuda"`` if available, else ``"mps"``, else ``"cpu"``; explicit names are checked."""
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}")
+    cuda = torch.cuda.is_available()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if device == "auto":
+        return "cuda" if cuda else "mps" if mps else "cpu"
+    if (device == "cuda" and not cuda) or (device == "mps" and not mps):
+        raise ModelUnavailableError(
+            f"device '{device}' is not available with this PyTorch ({torch.__version__}); "
+            "choose 'auto' or 'cpu'"
+        )
+    return device
+
+
+def load_model(model_type: str, checkpoint: str | os.PathLike | None = None, device: str = "auto",
+               precision: str = "fp32", weights_dir: str | os.PathLike | None = None,
+               progress: Callable[[int, int | None], None] | None = None) -> MidasModel:
+    """Build ``model_type`` and load its official checkpoint (cached in memory; no reload).
+
+    ``checkpoint=None`` takes the file from the weights cache, downloading it if needed
+    (``weights.ensure_weights``, with ``progress(done_bytes, total_or_None)``).
+    Raises CheckpointMismatchError if the file is not a checkpoint or does not fit the
+    model type, ModelUnavailableError if the type cannot run here, DependencyMissingError
+    without timm, WeightsUnavailableError if the weights cannot be found or fetched.
+    """
+    spec = get_spec(model_type)
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    device = resolve_device(device)
+    if checkpoint is None:
+        from .weights import ensure_weights
+
+        path = Path(ensure_weights(model_type, weights_dir=weights_dir, progress=progress))
+    else:
+        path = Path(checkpoint).expanduser()
+    if not path.is_file():
+        raise WeightsUnavailableError(f"checkpoint file not found: {path}; check the path or pass another file")
+    path = path.resolve()
+    key = (spec.name, str(path), path.stat().st_mtime_ns, device, precision)
+    with _cache_lock:
+        cached = _cache.get(key)
+        if cached is not None:
+            _cache.move_to_end(key)
+            return cached
+        # a file replaced on disk (other mtime) makes its old entries useless
+        for stale in [k for k in _cache if k[1] == key[1] and k[2] != key[2]]:
+            del _cache[stale]
+        while len(_cache) >= CACHE_SIZE:
+            _cache.popitem(last=False)  # free memory before building the next network
+        net = build_network(spec)
+        state_dict = read_checkpoint(path)
+        load_official_state_dict(net, state_dict, spec, path)
+        del state_dict
+        net.to(device=device, dtype=PRECISIONS[precision]).eval().requires_grad_(False)
+        model = MidasModel(spec, net, device, precision, path)
+        _cache[key] = model
+        return model
+
+
+def clear_cache() -> None:
+    """Forget all loaded models (their memory is freed once no caller holds them)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def build_network(spec: ModelSpec) -> torch.nn.Module:
+    """An untrained network for ``spec`` (random init, no download), from ``spec.builder``."""
+    from .nets._timm import import_timm
+
+    import_timm()  # DependencyMissingError with install advice if timm is absent
+    module_name, _, function_name = spec.builder.partition(":")
+    full_name = f"{_NETS_PACKAGE}.{module_name}"
+    try:
+        module = importlib.import_module(full_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != full_name:
+            raise
+        raise ModelUnavailableError(
+            f"{spec.label} ({spec.name}) is not available in this version of the add-on "
+            f"(no architecture module '{module_name}'); choose another model type"
+        ) from exc
+    builder = getattr(module, function_name, None)
+    if builder is None:
+        raise ModelUnavailableError(
+            f"{spec.label} ({spec.name}) is not available in this version of the add-on "
+            f"(no builder '{spec.builder}'); choose another model type"
+        )
+    return builder()
+
+
+def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    """The state_dict in an official checkpoint: a plain state_dict or ``{"model": ..., "optimizer": ...}``.
+
+    Only tensors and plain containers are unpickled (``weights_only=True``): a file that would
+    run code is refused, never executed.
+    """
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only load failed" in str(exc).lower():
+            raise CheckpointMismatchError(
+                f"{path.name} contains Python objects besides tensors, so it was not loaded: "
+                "only plain PyTorch state_dict checkpoints are accepted (weights_only=True); "
+                "use the official MiDaS .pt file"
+            ) from exc
+        raise _not_a_checkpoint(path, exc) from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # the unpickler raises all kinds of errors (IndexError, KeyError...) on junk
+        raise _not_a_checkpoint(path, exc) from exc
+    if isinstance(obj, Mapping) and isinstance(obj.get("model"), Mapping):
+        obj = obj["model"]
+    if not isinstance(obj, Mapping) or not obj or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    ):
+        raise CheckpointMismatchError(
+            f"{path.name} is a PyTorch file but not a model state_dict (nor {{'model': state_dict}}); "
+            "use the official MiDaS .pt file"
+        )
+    return dict(obj)
+
+
+def _not_a_checkpoint(path: Path, exc: BaseException) -> CheckpointMismatchError:
+    text = str(exc).strip()
+    reason = f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__
+    return CheckpointMismatchError(
+        f"{path.name} is not a readable PyTorch checkpoint (a truncated download or another kind of "
+        f"file; {reason}); delete it and download it again"
+    )
+
+
+def load_official_state_dict(net: torch.nn.Module, state_dict: dict, spec: ModelSpec, path: Path) -> None:
+    """Strictly load an official state_dict into ``net`` (after the net's documented key remapping).
+
+    Any missing / unexpected key or shape mismatch raises CheckpointMismatchError naming the
+    counts and first keys, and the model type the file fits if it is another one in the table.
+    """
+    remap = getattr(net, "remap_official_keys", None)
+    mapped = remap(state_dict) if remap is not None else state_dict
+    expected = net.state_dict()
+    missing = [k for k in expected if k not in mapped]
+    unexpected = [k for k in mapped if k not in expected]
+    mismatched = [k for k in expected if k in mapped and not _shape_fits(mapped[k].shape, expected[k].shape)]
+    if missing or unexpected or mismatched:
+        raise CheckpointMismatchError(_mismatch_message(spec, path, state_dict, expected, mapped,
+                                                        missing, unexpected, mismatched))
+    net.load_state_dict(mapped, strict=True)
+
+
+def _shape_fits(got: torch.Size, want: torch.Size) -> bool:
+    # load_state_dict also accepts a 1-element 1-d tensor for a 0-d one (torch's backward
+    # compatibility for old checkpoints, e.g. BatchNorm's num_batches_tracked stored as (1,)).
+    return tuple(got) == tuple(want) or (len(want) == 0 and tuple(got) == (1,))
+
+
+def _mismatch_message(spec, path, state_dict, expected, mapped, missing, unexpected, mismatched) -> str:
+    others = [name for name in matching_model_types(state_dict) if name != spec.name]
+    if others:
+        advice = f"It looks like a '{others[0]}' checkpoint: choose that model type"
+    else:
+        advice = f"Use the official {spec.filename} for this model type"
+    details = []
+    if missing:
+        details.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:_SHOWN_KEYS])})")
+    if unexpected:
+        details.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:_SHOWN_KEYS])})")
+    if mismatched:
+        shown = ", ".join(f"{k} {tuple(mapped[k].shape)} vs {tuple(expected[k].shape)}"
+                          for k in mismatched[:_SHOWN_KEYS])
+        details.append(f"{len(mismatched)} shape mismatches (checkpoint vs model: {shown})")
+    return (f"{path.name} does not fit model type '{spec.name}' ({spec.label}). {advice}. "
+            f"Details: {'; '.join(details)}")
+
+
+def matching_model_types(state_dict: Mapping[str, torch.Tensor]) -> list[str]:
+    """Model types whose official state_dict has as many tensors and values as ``state_dict``."""
+    tensors = len(state_dict)
+    values = sum(int(t.numel()) for t in state_dict.values())
+    return [s.name for s in MODEL_SPECS if s.tensor_count == tensors and s.value_count == values]

@@ -1,0 +1,159 @@
+"""load_model / MidasModel behaviour beyond parity: cache, devices, precision, input checks."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import reference_checkpoint, reference_data
+from depth_addon.errors import ModelUnavailableError
+from depth_addon.midas import get_spec, load_model
+
+pytestmark = pytest.mark.torch
+
+SMALL = "midas_v21_small_256"
+
+
+@pytest.fixture(scope="module")
+def small_checkpoint(midas_reference):
+    return reference_checkpoint(SMALL)
+
+
+@pytest.fixture(scope="module")
+def small_model(small_checkpoint):
+    return load_model(SMALL, checkpoint=small_checkpoint, device="cpu")
+
+
+def test_cache_returns_the_same_object(small_model, small_checkpoint):
+    from depth_addon.midas.model import resolve_device
+
+    assert load_model(SMALL, checkpoint=str(small_checkpoint), device="cpu") is small_model
+    if resolve_device("auto") == "cpu":
+        assert load_model(SMALL, checkpoint=small_checkpoint) is small_model
+
+
+def test_cache_distinguishes_files(small_model, small_checkpoint, tmp_path):
+    copy = tmp_path / "copy.pt"
+    shutil.copyfile(small_checkpoint, copy)
+    other_file = load_model(SMALL, checkpoint=copy, device="cpu")
+    assert other_file is not small_model
+    assert other_file.checkpoint == copy.resolve()
+
+
+def test_cache_is_bounded(small_checkpoint, tmp_path):
+    from depth_addon.midas import model as model_module
+
+    loaded = []
+    for index in range(model_module.CACHE_SIZE + 1):
+        copy = tmp_path / f"copy{index}.pt"
+        shutil.copyfile(small_checkpoint, copy)
+        loaded.append(load_model(SMALL, checkpoint=copy, device="cpu"))
+    assert len(model_module._cache) == model_module.CACHE_SIZE
+    assert load_model(SMALL, checkpoint=tmp_path / "copy0.pt", device="cpu") is not loaded[0]  # evicted
+    assert load_model(SMALL, checkpoint=loaded[-1].checkpoint, device="cpu") is loaded[-1]
+
+
+def test_auto_device_prefers_accelerators():
+    import torch
+
+    from depth_addon.midas.model import resolve_device
+
+    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    assert resolve_device("auto") == expected
+    assert resolve_device("cpu") == "cpu"
+
+
+def test_unavailable_or_unknown_device_is_refused():
+    import torch
+
+    from depth_addon.midas.model import resolve_device
+
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        resolve_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelUnavailableError, match="'cuda' is not available"):
+            resolve_device("cuda")
+
+
+def test_model_reports_spec_and_device(small_model):
+    assert small_model.spec is get_spec(SMALL)
+    assert small_model.device == "cpu"
+    assert small_model.precision == "fp32"
+    assert next(small_model.net.parameters()).device.type == "cpu"
+
+
+def test_bf16_on_cpu_runs_and_is_close(small_checkpoint):
+    ref = reference_data(SMALL)
+    model = load_model(SMALL, checkpoint=small_checkpoint, device="cpu", precision="bf16")
+    import torch
+
+    assert next(model.net.parameters()).dtype == torch.bfloat16
+    pred = model.predict(ref["image"])
+    assert pred.dtype == np.float32 and pred.shape == ref["pred"].shape
+    # bf16 keeps 8 bits of mantissa: about 1% here, versus 1e-6 in fp32
+    assert np.abs(pred - ref["pred"]).max() <= 5e-2 * np.abs(ref["pred"]).max()
+
+
+def test_unknown_model_type_and_precision_are_refused(small_checkpoint):
+    with pytest.raises(ValueError, match="unknown MiDaS model type"):
+        load_model("midas_v4", checkpoint=small_checkpoint)
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        load_model(SMALL, checkpoint=small_checkpoint, precision="fp8")
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((32, 48), np.uint8), r"\(H, W, 3\) RGB image, got an array of shape \(32, 48\)"),
+        (np.zeros((32, 48, 4), np.uint8), r"shape \(32, 48, 4\)"),
+        (np.zeros((0, 48, 3), np.uint8), r"shape \(0, 48, 3\)"),
+        (np.zeros((32, 48, 3), np.float32), "uint8 RGB image .* got dtype float32"),
+        ([[0, 0, 0]], "numpy array, got list"),
+    ],
+)
+def test_predict_validates_rgb(small_model, bad, message):
+    with pytest.raises(ValueError, match=message):
+        small_model.predict(bad)
+
+
+def test_predict_keeps_photo_size_for_any_shape(small_model):
+    rgb = np.random.default_rng(0).integers(0, 256, (37, 101, 3), dtype=np.uint8)
+    depth = small_model.predict(rgb)
+    assert depth.shape == (37, 101) and depth.dtype == np.float32 and np.isfinite(depth).all()
+
+
+def test_extremely_thin_photo_still_runs(small_model):
+    # upper_bound would round the short side to 0 (the official code crashes there)
+    from depth_addon.midas.transforms import network_input_size
+
+    assert network_input_size(1000, 1, small_model.spec) == (256, 32)
+    assert small_model.predict(np.zeros((1, 1000, 3), np.uint8)).shape == (1, 1000)
+
+
+def test_checkpoint_none_uses_weights_cache(small_checkpoint, tmp_path):
+    """checkpoint=None finds the file in the weights folder (no network: it is already there)."""
+    spec = get_spec(SMALL)
+    if spec.size_bytes is not None:
+        pytest.skip("the table pins the official file size; the reference checkpoint differs")
+    shutil.copyfile(small_checkpoint, tmp_path / spec.filename)
+    model = load_model(SMALL, device="cpu", weights_dir=tmp_path)
+    assert model.checkpoint == (tmp_path / spec.filename).resolve()
+
+
+def test_missing_builder_is_a_clear_error():
+    from dataclasses import replace
+
+    from depth_addon.midas import model as model_module
+
+    spec = replace(get_spec(SMALL), builder="no_such_module:build")
+    with pytest.raises(ModelUnavailableError, match="not available in this version"):
+        model_module.build_network(spec)
+
+
+def test_architecture_missing_from_timm_is_a_clear_error():
+    from depth_addon.midas.nets._timm import create_timm_model
+
+    with pytest.raises(ModelUnavailableError, match="has no 'vit_from_the_future'"):
+        create_timm_model("vit_from_the_future")
