@@ -1,0 +1,542 @@
+"""Operators: thin wrappers around the bpy-free core (bl_pkg style).
+
+Each long operator builds a ``jobs.Job`` from its properties on the main thread, then either
+runs it synchronously (background mode, scripts, redo) or starts its thread and polls it from
+a modal timer, showing progress in the status bar; Esc cancels. The result is turned into
+Blender data on the main thread, in ``finish``. Failures are reported with ``self.report``
+and return ``{'CANCELLED'}``, so the scene and the undo history stay as they were.
+"""
+
+# No ``from __future__ import annotations``: Blender reads the bpy.props annotations as objects.
+
+import os
+import traceback
+
+import bpy
+from bpy.props import BoolProperty, CollectionProperty, EnumProperty, StringProperty
+from bpy.types import Operator, OperatorFileListElement
+
+from ..errors import DepthAddonError
+from ..settings import BuildSettings
+from . import deps, jobs, preferences
+from .properties import (
+    DEVICE_ITEMS,
+    SettingsProperties,
+    draw_settings,
+    model_property,
+    optional_fields,
+    settings_from_props,
+    settings_to_props,
+)
+
+IMAGE_FILTER = "*.jpg;*.jpeg;*.png;*.tif;*.tiff;*.webp;*.bmp;*.tga"  # what imageio.read_image (Pillow) reads
+TIMER_STEP_S = 0.1
+
+
+def _is_modal(op, context) -> bool:
+    """Run in a thread with a modal timer only when invoked from the UI (never in background or redo)."""
+    if bpy.app.background or context.window is None:
+        return False
+    options = op.options
+    return options.is_invoke and not (options.is_repeat or options.is_repeat_last)
+
+
+def _report_exception(op, exc: BaseException, trace: str = "") -> None:
+    """User-fixable errors as they are; anything else as a bug with the traceback on the console."""
+    if isinstance(exc, DepthAddonError):
+        op.report({"ERROR"}, str(exc))
+        return
+    print(trace or "".join(traceback.format_exception(exc)))
+    op.report({"ERROR"}, f"Unexpected {type(exc).__name__}: {exc} (details in the system console; "
+                         "please report this as a bug)")
+
+
+def _poll_dependencies(cls) -> bool:
+    missing = deps.missing_modules()
+    if missing:
+        cls.poll_message_set(deps.missing_message(missing))
+        return False
+    return True
+
+
+def _redraw_progress_areas(context) -> None:
+    for window in context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type in {"VIEW_3D", "PREFERENCES", "IMAGE_EDITOR"}:
+                area.tag_redraw()
+
+
+def draw_import_options(layout, props) -> None:
+    """The import operator's options (file browser side bar and redo panel); ``props``: its properties."""
+    layout.use_property_split = True
+    layout.use_property_decorate = False
+    layout.prop(props, "model")
+    layout.prop(props, "weights")
+    layout.prop(props, "device")
+    layout.prop(props, "depth_path")
+    if props.depth_path:
+        layout.prop(props, "depth_kind")
+        layout.prop(props, "invert_relative")
+    draw_settings(layout.column(heading="Geometry"), props, main=True)
+    draw_settings(layout.column(heading="More"), props, main=False)
+
+
+class _JobOperator:
+    """Mix-in running a ``jobs.Job``: subclasses define ``job_key``, ``make_job`` and ``finish``.
+
+    ``make_job(context) -> Job | None`` (None: nothing to do, already reported);
+    ``finish(context, job) -> {'FINISHED'} | {'CANCELLED'}`` runs on the main thread.
+    """
+
+    show_in_header = False
+    _job = None    # the running job (modal only)
+    _timer = None
+
+    def job_key(self) -> str:
+        raise NotImplementedError
+
+    def make_job(self, context):
+        raise NotImplementedError
+
+    def finish(self, context, job) -> set[str]:
+        raise NotImplementedError
+
+    def execute(self, context):
+        try:
+            job = self.make_job(context)
+        except DepthAddonError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        if job is None:
+            return {"CANCELLED"}
+        if not _is_modal(self, context):
+            return self.finish(context, job.run_sync())
+        return self._start_modal(context, job)
+
+    def _start_modal(self, context, job):
+        key = self.job_key()
+        running = jobs.ACTIVE.get(key)
+        if running is not None and not running.done:
+            self.report({"ERROR"}, "Already running: wait for it to finish or press Esc")
+            return {"CANCELLED"}
+        jobs.ACTIVE[key] = job.start()
+        self._job = job
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(TIMER_STEP_S, window=context.window)
+        wm.modal_handler_add(self)
+        wm.progress_begin(0, 100)
+        self._show_progress(context)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        job = self._job
+        if event.type == "ESC" and event.value == "PRESS":
+            job.cancel()
+        if job.cancelled():
+            # Do not wait for the thread: its result is dropped, nothing was changed.
+            self._end_modal(context)
+            self.report({"WARNING"}, f"{job.title} cancelled; nothing was changed")
+            return {"CANCELLED"}
+        if event.type != "TIMER":
+            return {"RUNNING_MODAL", "PASS_THROUGH"}
+        if not job.done:
+            self._show_progress(context)
+            return {"RUNNING_MODAL", "PASS_THROUGH"}
+        self._end_modal(context)
+        return self.finish(context, job)
+
+    def cancel(self, context):
+        """Blender ends the operator (file browser closed, file loaded, window closed)."""
+        if self._job is None:  # the file browser was cancelled: nothing started
+            return
+        self._job.cancel()
+        self._end_modal(context)
+
+    def _status_text(self) -> str:
+        fraction, message = self._job.progress
+        return f"{self._job.title} {fraction:.0%}: {message}   (Esc to cancel)"
+
+    def _show_progress(self, context) -> None:
+        text = self._status_text()
+        context.workspace.status_text_set(text)
+        context.window_manager.progress_update(int(self._job.progress[0] * 100))
+        if self.show_in_header:
+            for area in context.window.screen.areas:
+                if area.type == "VIEW_3D":
+                    area.header_text_set(text)
+        _redraw_progress_areas(context)
+
+    def _end_modal(self, context) -> None:
+        wm = context.window_manager
+        if self._timer is not None:
+            wm.event_timer_remove(self._timer)
+            self._timer = None
+        wm.progress_end()
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)
+        if self.show_in_header and context.window is not None:
+            for area in context.window.screen.areas:
+                if area.type == "VIEW_3D":
+                    area.header_text_set(None)
+        if jobs.ACTIVE.get(self.job_key()) is self._job:
+            del jobs.ACTIVE[self.job_key()]
+        _redraw_progress_areas(context)
+
+    def _job_failed(self, job) -> bool:
+        """Report a failed or cancelled job; True if there is nothing to finish."""
+        if job.was_cancelled:
+            self.report({"WARNING"}, f"{job.title} cancelled; nothing was changed")
+            return True
+        if job.error is not None:
+            _report_exception(self, job.error, job.error_traceback)
+            return True
+        return False
+
+
+class DEPTH_ADDON_OT_image_to_object(_JobOperator, SettingsProperties, Operator):
+    """Estimate depth for photos with MiDaS and build textured geometry with a matching camera"""
+
+    bl_idname = "depth_addon.image_to_object"
+    bl_label = "Image to Depth Mesh"
+    bl_options = {"REGISTER", "UNDO"}
+    show_in_header = True
+
+    filepath: StringProperty(name="File", subtype="FILE_PATH", options={"SKIP_SAVE"},
+                             description="Photo file to convert")
+    directory: StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})
+    files: CollectionProperty(type=OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})
+    filter_image: BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"})
+    filter_folder: BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"})
+    filter_glob: StringProperty(default=IMAGE_FILTER, options={"HIDDEN"})
+    image_name: StringProperty(name="Image", options={"SKIP_SAVE"},
+                               description="Name of an image datablock to convert instead of a file")
+    model: model_property()
+    weights: StringProperty(name="Checkpoint", subtype="FILE_PATH",
+                            description="An official MiDaS .pt file for the model; empty: the weights folder")
+    depth_path: StringProperty(name="Depth Map", subtype="FILE_PATH", options={"SKIP_SAVE"},
+                               description="Use this depth file instead of running the network")
+    device: EnumProperty(name="Device", items=[("PREFERENCES", "Preferences", "The add-on preferences' device")]
+                         + DEVICE_ITEMS, default="PREFERENCES")
+    use_scene_settings: BoolProperty(options={"HIDDEN", "SKIP_SAVE"},
+                                     description="Take source and settings from the sidebar (scene.depth_addon)")
+
+    @classmethod
+    def poll(cls, context):
+        if context.mode != "OBJECT":
+            cls.poll_message_set("Switch to Object Mode to import")
+            return False
+        running = jobs.ACTIVE.get("depth")
+        if running is not None and not running.done:
+            cls.poll_message_set("A depth run is in progress: wait for it or press Esc")
+            return False
+        return _poll_dependencies(cls)
+
+    def job_key(self) -> str:
+        return "depth"
+
+    def invoke(self, context, event):
+        if self.use_scene_settings or self.image_name or self.filepath:
+            return self.execute(context)
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def draw(self, context):
+        draw_import_options(self.layout, self)
+
+    # -- job -----------------------------------------------------------------------
+    def make_job(self, context):
+        if self.use_scene_settings:
+            self._copy_scene_settings(context)
+        settings_from_props(self)  # invalid settings (near >= far, ...) fail now, before the network runs
+        inputs = self._inputs()
+        if not inputs:
+            self.report({"ERROR"}, "No photo given: choose image files, or an image in the sidebar's Depth tab")
+            return None
+        preferences.apply_weights_folder(context)
+        return jobs.DepthJob(
+            inputs, model=self.model, weights=bpy.path.abspath(self.weights) if self.weights else None,
+            device=preferences.device(context) if self.device == "PREFERENCES" else self.device,
+            precision=preferences.precision(context), allow_download=bpy.app.online_access,
+        )
+
+    def _copy_scene_settings(self, context) -> None:
+        """Sidebar -> operator properties, once, so the redo panel shows (and keeps) them."""
+        scene_props = context.scene.depth_addon
+        self.use_scene_settings = False
+        if scene_props.source == "FILE":
+            self.filepath = scene_props.filepath
+        elif (image := scene_props.resolve_image(context)) is not None:
+            self.image_name = image.name
+        self.model = scene_props.model
+        self.weights = scene_props.weights
+        self.depth_path = scene_props.depth_path
+        settings_to_props(settings_from_props(scene_props), self)
+
+    def _inputs(self) -> list[jobs.DepthInput]:
+        depth_path = bpy.path.abspath(self.depth_path) if self.depth_path else None
+        if self.image_name:
+            from ..blender.datablocks import image_rgb
+
+            image = bpy.data.images.get(self.image_name)
+            if image is None:
+                raise DepthAddonError(f"there is no image named {self.image_name!r}; open or pick another image")
+            # Pixels are copied here, on the main thread: the worker never touches bpy data.
+            return [jobs.DepthInput.from_pixels(image.name, image_rgb(image), depth_path)]
+        paths = [os.path.join(self.directory, item.name) for item in self.files if item.name]
+        if not paths and self.filepath:
+            paths = [self.filepath]
+        if depth_path and len(paths) > 1:
+            raise DepthAddonError("one depth map was given for several photos: import them one at a time")
+        return [jobs.DepthInput.from_file(bpy.path.abspath(path), depth_path) for path in paths]
+
+    def _settings(self, item: jobs.DepthInput) -> BuildSettings:
+        settings = settings_from_props(self)
+        if item.depth_path is None:
+            return settings.with_changes(depth_kind="inverse")  # what MiDaS gives
+        if not self.properties.is_property_set("depth_kind"):
+            from ..geometry.depth import guess_depth_kind
+
+            return settings.with_changes(depth_kind=guess_depth_kind(item.depth_path))
+        return settings
+
+    # -- main thread, after the job ------------------------------------------------
+    def finish(self, context, job) -> set[str]:
+        if self._job_failed(job):
+            return {"CANCELLED"}
+        built, failures = [], []
+        for result in job.result:
+            if result.error is not None:
+                failures.append((result.input.label, result.error))
+                continue
+            try:
+                built.append(self._build(context, result))
+            except DepthAddonError as exc:
+                failures.append((result.input.label, exc))
+        if not built:
+            for _label, exc in failures:
+                _report_exception(self, exc)
+            return {"CANCELLED"}
+        for label, exc in failures:  # the others were built: a warning each
+            self.report({"WARNING"}, f"{label}: {exc}")
+        self._select(context, built)
+        names = ", ".join(obj.name for obj in built)
+        source = "cached depth" if all(r.from_cache for r in job.result if r.error is None) else job.model
+        self.report({"INFO"}, f"Created {names} ({source}, in {job.elapsed:.1f} s)")
+        return {"FINISHED"}
+
+    def _build(self, context, result: jobs.DepthResult) -> bpy.types.Object:
+        from .. import api
+
+        item = result.input
+        settings = self._settings(item)
+        if item.image_name is not None:
+            image = bpy.data.images.get(item.image_name)
+            if image is None:
+                raise DepthAddonError(f"image {item.image_name!r} was removed during the run; run again")
+            built = api.build_from_depth(image, result.depth, settings, collection=context.collection)
+        else:
+            built = api.build_from_pixels(item.path, item.rgb, result.depth, settings,
+                                          collection=context.collection)
+        return built.object
+
+    @staticmethod
+    def _select(context, objects) -> None:
+        view_layer = context.view_layer
+        for obj in view_layer.objects.selected:
+            obj.select_set(False)
+        for obj in objects:
+            # Not ``obj.name in view_layer.objects``: that list syncs lazily after linking.
+            try:
+                obj.select_set(True, view_layer=view_layer)
+            except RuntimeError:  # linked to a collection excluded from this view layer
+                continue
+        view_layer.objects.active = objects[-1]
+
+
+def is_depth_object(obj) -> bool:
+    from ..blender.build import PROP_DEPTH
+
+    return obj is not None and obj.get(PROP_DEPTH) is not None
+
+
+class DEPTH_ADDON_OT_remesh(SettingsProperties, Operator):
+    """Rebuild the active depth object's geometry from its stored depth with other settings (no network)"""
+
+    bl_idname = "depth_addon.remesh"
+    bl_label = "Re-mesh Depth Object"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        if context.mode != "OBJECT":
+            cls.poll_message_set("Switch to Object Mode")
+            return False
+        if not is_depth_object(context.active_object):
+            cls.poll_message_set("The active object was not made by Image to Depth Mesh")
+            return False
+        return True
+
+    use_scene_settings: BoolProperty(options={"HIDDEN", "SKIP_SAVE"},
+                                     description="Apply the sidebar's geometry settings instead of the stored ones")
+
+    def invoke(self, context, event):
+        from ..blender.build import stored_settings
+
+        if not self.use_scene_settings:  # the redo panel starts from the settings the object has
+            settings_to_props(stored_settings(context.active_object), self)
+        return self.execute(context)
+
+    def _copy_scene_settings(self, context) -> None:
+        """The sidebar's geometry settings; what the depth is and the object's type stay."""
+        from ..blender.build import stored_settings
+
+        stored = stored_settings(context.active_object)
+        sidebar = settings_from_props(context.scene.depth_addon)
+        settings_to_props(sidebar.with_changes(output=stored.output, depth_kind=stored.depth_kind,
+                                               invert_relative=stored.invert_relative), self)
+        self.use_scene_settings = False
+
+    def draw(self, context):
+        draw_settings(self.layout.column(heading="Geometry"), self, main=True, skip=())
+        draw_settings(self.layout.column(heading="More"), self, main=False, skip=())
+
+    def overrides(self) -> dict:
+        """Settings given to this call (all of them after invoke; only the named ones from scripts)."""
+        optional = optional_fields()
+        explicit = settings_from_props(self)
+        changed = {}
+        for name in BuildSettings.__dataclass_fields__:
+            given = self.properties.is_property_set(name)
+            if name in optional:
+                given = given or self.properties.is_property_set(f"use_{name}")
+            if given:
+                changed[name] = getattr(explicit, name)
+        return changed
+
+    def execute(self, context):
+        from .. import api
+
+        obj = context.active_object
+        try:
+            if self.use_scene_settings:
+                self._copy_scene_settings(context)
+            api.remesh(obj, **self.overrides())
+        except DepthAddonError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+class DEPTH_ADDON_OT_download_weights(_JobOperator, Operator):
+    """Download a model's official MiDaS weights into the weights folder"""
+
+    bl_idname = "depth_addon.download_weights"
+    bl_label = "Download Weights"
+    bl_options = {"INTERNAL"}
+
+    model: model_property()
+
+    @classmethod
+    def poll(cls, context):
+        if not _poll_dependencies(cls):  # weights are no use without torch: install that first
+            return False
+        if not bpy.app.online_access:
+            cls.poll_message_set(preferences.online_message())
+            return False
+        return True
+
+    @classmethod
+    def description(cls, context, properties):
+        from ..midas.registry import get_spec
+
+        spec = get_spec(properties.model)
+        return f"Download {spec.filename} ({spec.description}) from {spec.url}"
+
+    def job_key(self) -> str:
+        return f"download:{self.model}"
+
+    def make_job(self, context):
+        preferences.apply_weights_folder(context)
+        return jobs.DownloadJob(self.model)
+
+    def finish(self, context, job) -> set[str]:
+        if self._job_failed(job):
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Downloaded {job.result}")
+        return {"FINISHED"}
+
+
+class DEPTH_ADDON_OT_install_dependencies(_JobOperator, Operator):
+    """Install torch and timm into the extension's own folder with pip (a large download)"""
+
+    bl_idname = "depth_addon.install_dependencies"
+    bl_label = "Install torch + timm"
+    bl_options = {"INTERNAL"}
+
+    @classmethod
+    def poll(cls, context):
+        if not bpy.app.online_access:
+            cls.poll_message_set(preferences.online_message())
+            return False
+        running = jobs.ACTIVE.get("install")
+        if running is not None and not running.done:
+            cls.poll_message_set("The installer is already running")
+            return False
+        return True
+
+    def job_key(self) -> str:
+        return "install"
+
+    def make_job(self, context):
+        prefs = preferences.get_preferences(context)
+        cpu_only = prefs is not None and prefs.torch_build == "CPU"
+        target = preferences.user_dir("site-packages", create=True)
+        commands = jobs.pip_install_commands(target, deps.PACKAGES, index_url=deps.CPU_INDEX_URL if cpu_only else None,
+                                             have_pip=deps.have_pip())
+        self.report({"INFO"}, f"Installing {' '.join(deps.PACKAGES)} into {target}")
+        return jobs.CommandJob(commands)
+
+    def finish(self, context, job) -> set[str]:
+        if isinstance(job.error, (RuntimeError, OSError)) and not job.was_cancelled:
+            print(job.error)  # pip's full output tail
+            self.report({"ERROR"}, f"Installing torch + timm failed ({str(job.error).splitlines()[0]}); "
+                                   "the system console shows pip's output. Check the internet connection "
+                                   "and free disk space, or install them by hand (see the add-on's docs)")
+            return {"CANCELLED"}
+        if self._job_failed(job):
+            return {"CANCELLED"}
+        deps.add_site_packages(preferences.site_packages_dir())
+        missing = deps.missing_modules(refresh=True)
+        if missing:
+            self.report({"ERROR"}, f"pip finished but {', '.join(missing)} still cannot be found; "
+                                   "see the system console for pip's output")
+            print(job.result)
+            return {"CANCELLED"}
+        self.report({"INFO"}, "torch and timm installed; Image to Depth Mesh is ready")
+        return {"FINISHED"}
+
+
+class DEPTH_ADDON_OT_cancel_job(Operator):
+    """Stop a running depth run, download or installation"""
+
+    bl_idname = "depth_addon.cancel_job"
+    bl_label = "Cancel"
+    bl_options = {"INTERNAL"}
+
+    key: StringProperty(options={"HIDDEN"})
+
+    def execute(self, context):
+        job = jobs.ACTIVE.get(self.key)
+        if job is None:
+            return {"CANCELLED"}
+        job.cancel()
+        return {"FINISHED"}
+
+
+classes = (
+    DEPTH_ADDON_OT_image_to_object,
+    DEPTH_ADDON_OT_remesh,
+    DEPTH_ADDON_OT_download_weights,
+    DEPTH_ADDON_OT_install_dependencies,
+    DEPTH_ADDON_OT_cancel_job,
+)
