@@ -175,9 +175,11 @@ def _make_active(obj) -> None:
     view_layer = bpy.context.view_layer
     if view_layer is None:
         return
-    # Not `obj.name in view_layer.objects`: that list is stale right after linking.
+    # Not `obj.name in view_layer.objects`: the view layer syncs lazily, so right after linking
+    # (or removing) objects its lists can be stale, even holding None for removed objects.
     for other in view_layer.objects.selected:
-        other.select_set(False)
+        if other is not None:
+            other.select_set(False)
     try:
         obj.select_set(True, view_layer=view_layer)
     except RuntimeError:  # the object is not in this view layer (e.g. an excluded collection)
