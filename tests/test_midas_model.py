@@ -157,3 +157,38 @@ def test_architecture_missing_from_timm_is_a_clear_error():
 
     with pytest.raises(ModelUnavailableError, match="has no 'vit_from_the_future'"):
         create_timm_model("vit_from_the_future")
+
+
+@pytest.mark.parametrize("model_type", ["dpt_swin2_tiny_256", "dpt_levit_224", "dpt_beit_base_384"])
+def test_fast_build_computes_the_buffers_checkpoints_lack(model_type):
+    """The meta-device build skips random init but must recompute non-persistent buffers exactly."""
+    import torch
+
+    from depth_addon.midas import model as model_module
+
+    spec = get_spec(model_type)
+    fast = model_module.build_network_for_loading(spec)
+    ordinary = model_module.build_network(spec)
+    persistent = set(ordinary.state_dict())
+    computed = {name: buf for name, buf in ordinary.named_buffers() if name not in persistent}
+    assert computed, f"{model_type} was expected to have buffers that checkpoints do not hold"
+    fast_buffers = dict(fast.named_buffers())
+    for name, buf in computed.items():
+        assert torch.equal(fast_buffers[name], buf), name
+    assert all(p.device.type == "cpu" for p in fast.parameters())
+
+
+def test_fast_build_falls_back_when_a_buffer_cannot_be_recomputed(monkeypatch):
+    import torch
+
+    from depth_addon.midas import model as model_module
+
+    class Net(torch.nn.Module):  # a computed buffer without init_non_persistent_buffers()
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(2, 2)
+            self.register_buffer("index", torch.arange(5), persistent=False)
+
+    monkeypatch.setattr(model_module, "build_network", lambda spec: Net())
+    net = model_module.build_network_for_loading(get_spec(SMALL))
+    assert net.index.device.type == "cpu" and torch.equal(net.index, torch.arange(5))

@@ -13,6 +13,7 @@ import importlib
 import os
 import pickle
 import threading
+import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -150,7 +151,7 @@ def load_model(model_type: str, checkpoint: str | os.PathLike | None = None, dev
             del _cache[stale]
         while len(_cache) >= CACHE_SIZE:
             _cache.popitem(last=False)  # free memory before building the next network
-        net = build_network(spec)
+        net = build_network_for_loading(spec)
         state_dict = read_checkpoint(path)
         load_official_state_dict(net, state_dict, spec, path)
         del state_dict
@@ -191,6 +192,29 @@ def build_network(spec: ModelSpec) -> torch.nn.Module:
     return builder()
 
 
+def build_network_for_loading(spec: ModelSpec) -> torch.nn.Module:
+    """The network for ``spec`` with storage allocated but not randomly initialised.
+
+    Every parameter and persistent buffer is about to be overwritten by the strict checkpoint
+    load, so the random init (seconds for the large models) is skipped: the network is built on
+    the ``meta`` device and then given empty CPU storage. Buffers that checkpoints do not hold
+    (non-persistent: attention masks, relative position indices) are then computed by their
+    modules' ``init_non_persistent_buffers`` (timm's convention); a network with such a buffer
+    in a module that cannot recompute it is built the ordinary way instead.
+    """
+    with torch.device("meta"):
+        net = build_network(spec)
+    persistent = set(net.state_dict())
+    modules = dict(net.named_modules())
+    owners = {modules[name.rpartition(".")[0]] for name, _ in net.named_buffers() if name not in persistent}
+    if not all(hasattr(module, "init_non_persistent_buffers") for module in owners):
+        return build_network(spec)
+    net.to_empty(device="cpu")
+    for module in owners:
+        module.init_non_persistent_buffers()
+    return net
+
+
 def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     """The state_dict in an official checkpoint: a plain state_dict or ``{"model": ..., "optimizer": ...}``.
 
@@ -198,7 +222,9 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     run code is refused, never executed.
     """
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        # Memory-map zip-format checkpoints (all since torch 1.6): the tensors are copied into
+        # the network right away, so the file is read once instead of into a second copy.
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as exc:
         if "weights only load failed" in str(exc).lower():
             raise CheckpointMismatchError(
