@@ -45,6 +45,7 @@ class BuildSettings:
                                           # (perspective: grows with distance, same size on screen)
     add_camera: bool = True
     set_render_resolution: bool = True    # render size = photo size, so the camera frames it exactly
+                                          # (skipped while the scene renders through another camera)
 
     def __post_init__(self):
         problems = []

@@ -49,7 +49,7 @@ def best_of(repeat, fn, cleanup=None):
     return min(times)
 
 
-def bmesh_loop(positions, faces, uvs, rows_needed):
+def bmesh_loop(positions, faces, uvs):
     """The naive way: one Python call per vertex, face and face corner."""
     import bmesh
     import bpy
@@ -108,7 +108,7 @@ def main(argv=None):
     rows = min(args.bmesh_rows, HEIGHT)
     part = build_mesh(depth[:rows], mesh_settings.with_changes(resolution=None, stride=1), fov_deg=55.0)
     start = time.perf_counter()
-    bmesh_loop(part.positions, part.faces, part.uvs, rows)
+    bmesh_loop(part.positions, part.faces, part.uvs)
     t_bmesh_part = time.perf_counter() - start
     t_bmesh = t_bmesh_part * len(arrays.positions) / len(part.positions)
 

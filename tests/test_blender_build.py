@@ -19,7 +19,7 @@ def metric_depth(height=PHOTO_H, width=PHOTO_W):
 
 def attribute(data, name, prop, width):
     attr = data.attributes[name]
-    values = np.empty(len(attr.data) * width, dtype=np.float32 if prop != "value" or width > 1 else np.float32)
+    values = np.empty(len(attr.data) * width, dtype=np.float32)
     attr.data.foreach_get(prop, values)
     return values.reshape(-1, width) if width > 1 else values
 
@@ -200,14 +200,35 @@ def test_remesh_changes_resolution_without_the_network(sample_photo, tmp_path):
         api.remesh(obj, output="points")
 
 
+def test_remesh_in_edit_mode_says_what_to_do(sample_photo):
+    import bpy
+
+    from depth_addon import api
+    from depth_addon.errors import DepthAddonError
+
+    result = import_sample(sample_photo, resolution=16)
+    count = len(result.object.data.vertices)
+    bpy.ops.object.mode_set(mode="EDIT")
+    with pytest.raises(DepthAddonError, match="Edit Mode; switch to Object Mode"):
+        api.remesh(result.object, resolution=32)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    assert len(result.object.data.vertices) == count
+
+
 def test_remesh_point_cloud(sample_photo):
+    import bpy
+
     from depth_addon import api
 
     result = import_sample(sample_photo, output="points", stride=10)
     before = len(result.object.data.points)
+    duplicate = result.object.copy()  # a linked duplicate (Alt+D) shares the point cloud
+    bpy.context.collection.objects.link(duplicate)
     api.remesh(result.object, stride=5)
     assert len(result.object.data.points) > 3 * before
     assert result.object.active_material is not None
+    assert duplicate.name in bpy.data.objects and duplicate.data == result.object.data  # kept, and rebuilt too
+    assert len(bpy.data.pointclouds) == 1
 
 
 def test_failure_leaves_no_datablocks(sample_photo):
@@ -230,6 +251,15 @@ def test_failure_leaves_no_datablocks(sample_photo):
         api.image_to_object(str(sample_photo), depth=metric_depth(), depth_kind="metric",
                             collection=not_a_collection, resolution=16)
     assert datablock_counts() == before and first.object.active_material.node_tree.nodes["Image Texture"].image
+
+
+def test_rotated_depth_map_is_refused(sample_photo):
+    from depth_addon.errors import DepthAddonError
+
+    before = datablock_counts()
+    with pytest.raises(DepthAddonError, match="300x451 pixels but the photo is 451x300: it looks rotated"):
+        import_sample(sample_photo, depth=metric_depth().T)  # would be stretched into nonsense
+    assert datablock_counts() == before
 
 
 def test_missing_weights_builds_nothing(sample_photo):
@@ -304,3 +334,80 @@ def test_exif_rotated_photo_is_packed_upright(tmp_path):
     assert tuple(result.image.size) == (40, 60) and result.image.packed_file is not None
     np.testing.assert_array_equal(image_rgb(result.image), upright)
     assert len(result.object.data.vertices) == 60 * 40
+
+
+@pytest.mark.parametrize(("height", "width", "output"), [(3, 2, "mesh"), (2, 3, "mesh"), (1, 5, "points")])
+def test_tiny_photo_keeps_its_aspect_through_the_camera(height, width, output):
+    import bpy
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+
+    from depth_addon import api
+
+    image = bpy.data.images.new("tiny", width, height)
+    depth = np.full((height, width), 3.0, np.float32)
+    result = api.build_from_depth(image, depth, BuildSettings(output=output, stride=1, depth_kind="metric"))
+    render = bpy.context.scene.render
+    assert render.resolution_x * height == render.resolution_y * width  # Blender's 4-pixel minimum kept the aspect
+    data = result.object.data
+    positions = attribute(data, "position", "vector", 3)
+    ndc = np.array([world_to_camera_view(bpy.context.scene, result.camera, Vector(p))[:2] for p in positions])
+    pixels = np.c_[ndc[:, 0] * width - 0.5, (1 - ndc[:, 1]) * height - 0.5]
+    np.testing.assert_allclose(pixels, np.round(pixels), atol=1e-3)  # every vertex on its pixel centre
+    assert {tuple(p) for p in np.round(pixels).astype(int).tolist()} == {(x, y) for x in range(width)
+                                                                         for y in range(height)}
+
+
+def test_no_geometry_builds_nothing_and_remesh_keeps_the_object(sample_photo):
+    from depth_addon import api
+    from depth_addon.errors import DepthAddonError
+
+    before = datablock_counts()
+    for output in ("mesh", "points"):
+        with pytest.raises(DepthAddonError, match="no usable values"):
+            import_sample(sample_photo, depth=np.full((PHOTO_H, PHOTO_W), np.nan, np.float32), output=output)
+        assert datablock_counts() == before
+    result = import_sample(sample_photo, resolution=32)
+    counts = len(result.object.data.vertices), len(result.object.data.polygons)
+    with pytest.raises(DepthAddonError, match="stride 1000"):
+        api.remesh(result.object, stride=1000)
+    assert (len(result.object.data.vertices), len(result.object.data.polygons)) == counts
+    assert '"resolution": 32' in result.object["depth_addon_settings"]
+
+
+def test_select_only_skips_removed_objects_in_a_stale_view_layer():
+    import bpy
+
+    from depth_addon.blender.build import select_only
+
+    view_layer = bpy.context.view_layer
+    objects = [bpy.data.objects.new(f"o{i}", None) for i in range(3)]
+    for obj in objects:
+        bpy.context.collection.objects.link(obj)
+    view_layer.update()
+    for obj in objects:
+        obj.select_set(True)
+    bpy.data.objects.remove(objects.pop(1))  # popped: a removed object's Python wrapper must not be touched
+    assert None in list(view_layer.objects.selected)  # the stale state this guards against
+    select_only([objects[0]])
+    assert objects[0].select_get() and not objects[1].select_get() and view_layer.objects.active == objects[0]
+
+
+def test_second_import_keeps_the_scene_cameras_framing(sample_photo):
+    import bpy
+
+    from depth_addon import api
+
+    first = import_sample(sample_photo, resolution=16)
+    scene = bpy.context.scene
+    tall = bpy.data.images.new("tall", 20, 60)
+    second = api.build_from_depth(tall, np.full((60, 20), 3.0, np.float32),
+                                  BuildSettings(resolution=16, depth_kind="metric"))
+    assert scene.camera == first.camera and second.camera != first.camera
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (PHOTO_W, PHOTO_H)
+    no_camera = BuildSettings(resolution=16, depth_kind="metric", add_camera=False)
+    api.build_from_depth(tall, np.full((60, 20), 3.0, np.float32), no_camera)
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (PHOTO_W, PHOTO_H)
+    scene.camera = None
+    api.build_from_depth(tall, np.full((60, 20), 3.0, np.float32), no_camera)
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (20, 60)  # no camera's framing to keep

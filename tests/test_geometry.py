@@ -201,3 +201,31 @@ def test_tearing_judges_slope_not_resolution():
         assert len(smooth.faces) == (len(smooth.xs) - 1) * (len(smooth.ys) - 1), resolution
         torn = build_mesh(step, settings)
         assert len(torn.faces) == (len(torn.xs) - 2) * (len(torn.ys) - 1), resolution
+
+
+def test_no_geometry_raises_an_error_that_names_the_fix():
+    from depth_addon.errors import DepthAddonError
+
+    metric = BuildSettings(stride=1, depth_kind="metric")
+    with pytest.raises(DepthAddonError, match="1x5 vertices.*output='points'"):
+        build_mesh(np.ones((5, 1), np.float32), metric)  # a one-pixel-wide image: no quad fits
+    with pytest.raises(DepthAddonError, match="stride 8"):
+        build_mesh(np.ones((5, 7), np.float32), metric.with_changes(stride=8))
+    for bad in (np.nan, np.inf, 0.0):
+        with pytest.raises(DepthAddonError, match="no usable values"):
+            build_mesh(np.full((H, W), bad, np.float32), metric)
+        with pytest.raises(DepthAddonError, match="no usable values"):
+            build_points(np.zeros((H, W, 3), np.uint8), np.full((H, W), bad, np.float32), metric)
+    checkerboard = 1.0 + 4.0 * (np.indices((H, W)).sum(axis=0) % 2).astype(np.float32)
+    with pytest.raises(DepthAddonError, match="raise tear_threshold or turn tearing off"):
+        build_mesh(checkerboard, metric)
+    assert len(build_mesh(checkerboard, metric.with_changes(tear=False)).faces) == (H - 1) * (W - 1)
+    with pytest.raises(DepthAddonError, match="no face has depth at all four corners"):
+        build_mesh(np.where(checkerboard > 1, np.nan, 2.0).astype(np.float32), metric)
+
+
+def test_camera_never_clips_the_nearest_pixel():
+    depth = np.full((1000, 1000), 5.0, np.float32)
+    depth[1, 1] = 0.05  # not in the subsample the pivot is taken from
+    mesh = build_mesh(depth, BuildSettings(resolution=8, depth_kind="metric"))
+    assert mesh.camera.clip_start <= 0.05 and mesh.camera.clip_end >= 5.0

@@ -70,6 +70,10 @@ def build_objects(name: str, image: bpy.types.Image | Path | np.ndarray, rgb: np
                 created.add(photo)
         else:
             photo = created.add(datablocks.image_from_pixels(name, rgb))
+        if depth.shape != (height, width) and depth.shape == (width, height):
+            raise DepthAddonError(
+                f"the depth map is {depth.shape[1]}x{depth.shape[0]} pixels but the photo is {width}x{height}: "
+                "it looks rotated (made from the photo without its EXIF orientation?); rotate it to match the photo")
         depth = resize_depth(depth, height, width)
         depth_image = created.add(datablocks.store_depth(f"{name} depth", depth))
         data, material, model = _new_geometry(name, photo, rgb, depth, settings, fov_deg, created)
@@ -91,9 +95,10 @@ def build_objects(name: str, image: bpy.types.Image | Path | np.ndarray, rgb: np
             collection.objects.link(camera)
             if scene.camera is None:
                 scene.camera = camera
-        if settings.set_render_resolution:
+        # Not while the scene renders through another camera: its photo would lose its framing.
+        if settings.set_render_resolution and scene.camera in (None, camera):
             datablocks.set_render_resolution(scene, width, height)
-        _make_active(obj)
+        select_only([obj])
         return BuiltObjects(obj, camera, photo, depth_image)
     except BaseException:
         created.remove_all()
@@ -102,12 +107,16 @@ def build_objects(name: str, image: bpy.types.Image | Path | np.ndarray, rgb: np
 
 def remesh_object(obj: bpy.types.Object, settings: BuildSettings | None = None, **overrides) -> None:
     """Rebuild ``obj``'s geometry (and camera) from its stored depth; no network runs."""
-    if PROP_DEPTH not in obj or obj[PROP_DEPTH] is None:
+    if PROP_DEPTH not in obj:
         raise DepthAddonError(f"object {obj.name!r} was not made by depth_addon (it has no stored depth); "
                               "import the photo again")
+    if obj[PROP_DEPTH] is None:
+        raise DepthAddonError(f"{obj.name!r} lost its stored depth image; import the photo again")
+    if obj.mode != "OBJECT":  # the edit-mode copy would overwrite the new geometry on leaving
+        raise DepthAddonError(f"{obj.name!r} is in {obj.mode.replace('_', ' ').title()} Mode; "
+                              "switch to Object Mode to re-mesh it")
     settings = (settings or stored_settings(obj)).with_changes(**overrides)
-    fov = settings.fov_deg if settings.fov_deg is not None else float(obj.get(PROP_FOV, 0) or 0) or None
-    fov = resolve_fov(settings, fov)
+    fov = resolve_fov(settings, obj.get(PROP_FOV) or None)
     depth = datablocks.load_depth(obj[PROP_DEPTH])
     photo = obj.get(PROP_PHOTO)
     if obj.type == "MESH":
@@ -126,8 +135,8 @@ def remesh_object(obj: bpy.types.Object, settings: BuildSettings | None = None, 
         cloud = new_point_cloud(old.name, arrays)
         for material in old.materials:
             cloud.materials.append(material)
-        obj.data = cloud
         name = old.name
+        old.user_remap(cloud)  # linked duplicates too, as with a shared mesh (removing `old` would delete them)
         bpy.data.pointclouds.remove(old)
         cloud.name = name
         model = arrays.camera
@@ -171,20 +180,26 @@ def _new_geometry(name, photo, rgb, depth, settings, fov_deg, created):
     return data, material, arrays.camera
 
 
-def _make_active(obj) -> None:
-    view_layer = bpy.context.view_layer
+def select_only(objects, view_layer=None) -> None:
+    """Select just ``objects`` in ``view_layer`` (default: the context's) and make the last of them active."""
+    view_layer = view_layer or bpy.context.view_layer
     if view_layer is None:
         return
     # Not `obj.name in view_layer.objects`: the view layer syncs lazily, so right after linking
-    # (or removing) objects its lists can be stale, even holding None for removed objects.
-    for other in view_layer.objects.selected:
+    # (or removing) objects its lists can be stale, even holding None for removed objects; and
+    # deselecting resyncs it, so the loop runs over a copy.
+    for other in list(view_layer.objects.selected):
         if other is not None:
             other.select_set(False)
-    try:
-        obj.select_set(True, view_layer=view_layer)
-    except RuntimeError:  # the object is not in this view layer (e.g. an excluded collection)
-        return
-    view_layer.objects.active = obj
+    active = None
+    for obj in objects:
+        try:
+            obj.select_set(True, view_layer=view_layer)
+        except RuntimeError:  # the object is not in this view layer (e.g. an excluded collection)
+            continue
+        active = obj
+    if active is not None:
+        view_layer.objects.active = active
 
 
 def _is_alive(datablock) -> bool:

@@ -14,6 +14,7 @@ from .exr import encode_gray_exr
 from .mesh import COLOR_ATTRIBUTE
 
 SENSOR_WIDTH_MM = 36.0
+MIN_RENDER_SIZE = 4  # RenderSettings.resolution_x/y minimum
 # Object space -> camera: the camera looks along +Y with +Z up (Blender's front view).
 CAMERA_ROTATION = Euler((math.pi / 2, 0.0, 0.0))
 
@@ -183,7 +184,10 @@ def configure_camera(camera: bpy.types.Object, model: CameraModel, object_matrix
 
 
 def set_render_resolution(scene: bpy.types.Scene, width: int, height: int) -> None:
+    """Render size with the photo's aspect: the photo's size, scaled up by a whole factor when a side
+    is below Blender's minimum of 4 pixels (which would clamp one side alone and change the aspect)."""
+    factor = max(1, math.ceil(MIN_RENDER_SIZE / min(width, height)))
     render = scene.render
-    render.resolution_x, render.resolution_y = width, height
+    render.resolution_x, render.resolution_y = width * factor, height * factor
     render.resolution_percentage = 100
     render.pixel_aspect_x = render.pixel_aspect_y = 1.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
+from ..errors import DepthAddonError
 from ..geometry import MeshArrays, PointArrays
 
 UV_MAP_NAME = "UVMap"
@@ -61,6 +62,10 @@ def new_point_cloud(name: str, arrays: PointArrays) -> bpy.types.PointCloud:
     mesh (``foreach_set``) and converted with Blender's own Mesh -> Point Cloud conversion,
     which shares the arrays instead of copying them point by point.
     """
+    if "POINTCLOUD" not in bpy.ops.object.convert.get_rna_type().properties["target"].enum_items:
+        # Release builds before point clouds left "experimental" (4.2 LTS among them) lack the conversion.
+        raise DepthAddonError(f"Blender {bpy.app.version_string} cannot make point-cloud objects "
+                              "(still an experimental feature in this version); use output='mesh' or a newer Blender")
     mesh = bpy.data.meshes.new(name)
     temp = bpy.data.objects.new(name, mesh)
     bpy.context.scene.collection.objects.link(temp)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import DepthAddonError
 from ..settings import DEFAULT_FOV_DEG, BuildSettings
 from .depth import camera_distance, nearness, resize_depth
 from .grid import compact_vertices, grid_topology, quad_keep_mask, sample_indices, tear_jump_scale
@@ -137,6 +138,8 @@ def build_mesh(depth: np.ndarray, settings: BuildSettings, image_size: tuple[int
     threshold = settings.tear_threshold if settings.tear else None
     scale = tear_jump_scale(grid.camera.height, grid.camera.width, grid.xs, grid.ys)
     keep = quad_keep_mask(grid.values, threshold, relative=settings.projection == "perspective", jump_scale=scale)
+    if not keep.any():
+        raise DepthAddonError(_no_faces_reason(grid, settings))
     faces, edges, corner_edges = grid_topology(keep)
     corner_uvs = _corner_uvs(faces, grid.xs, grid.ys, grid.camera.width, grid.camera.height)
     used, faces, edges = compact_vertices(grid.values.size, faces, edges)
@@ -160,6 +163,8 @@ def build_points(rgb: np.ndarray, depth: np.ndarray, settings: BuildSettings,
     grid = _sample(depth, settings, (height, width), fov_deg)
     values = grid.values.reshape(-1)
     ok = np.isfinite(values)
+    if not ok.any():
+        raise DepthAddonError(_NO_DEPTH)
     if ok.all():
         positions, index = grid.positions, np.arange(values.size)
     else:
@@ -173,6 +178,24 @@ def build_points(rgb: np.ndarray, depth: np.ndarray, settings: BuildSettings,
         radii = np.full(len(values), settings.point_size, dtype=np.float32)
     return PointArrays(positions=positions, colors=rgb[pixels[:, 1], pixels[:, 0], :3],
                        pixels=pixels, depth=values, radii=radii, camera=grid.camera)
+
+
+_NO_DEPTH = ("the depth map has no usable values (all NaN or infinite, or <= 0 for metric depth); "
+             "check the depth file and its depth kind")
+
+
+def _no_faces_reason(grid: _Grid, settings: BuildSettings) -> str:
+    """Why a grid has no face left, and what to change (an empty object would just look like nothing happened)."""
+    if len(grid.xs) < 2 or len(grid.ys) < 2:
+        sampled = f" at stride {settings.stride}" if settings.stride is not None else ""
+        return (f"a {grid.camera.width}x{grid.camera.height} pixel image gives {len(grid.xs)}x{len(grid.ys)} "
+                f"vertices{sampled}, too few for a face; use a smaller stride, a larger image, or output='points'")
+    if not np.isfinite(grid.values).any():
+        return _NO_DEPTH
+    if settings.tear and quad_keep_mask(grid.values, None, relative=False).any():
+        return (f"every face was torn apart at depth jumps (tear_threshold={settings.tear_threshold}); "
+                "raise tear_threshold or turn tearing off")
+    return "no face has depth at all four corners; check the depth map, or use output='points'"
 
 
 def _grid_pixels(index: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
@@ -238,7 +261,7 @@ def _sample(depth: np.ndarray, settings: BuildSettings, image_size: tuple[int, i
         step = max(1, int(np.sqrt(z_map.size / 250_000)))  # median of a subsample: fast, resolution-independent
         finite = z_map[::step, ::step][np.isfinite(z_map[::step, ::step])]
         pivot = float(np.median(finite)) if finite.size else 1.0
-        z_min = float(finite.min()) if finite.size else 1.0
+        z_min = float(np.nanmin(z_map)) if finite.size else 1.0  # the whole map: the camera must not clip it
         z_max = float(np.nanmax(z_map)) if finite.size else 1.0
         focal = np.float32((width / 2) / math.tan(math.radians(fov) / 2))
         positions[..., 0] = (cx - np.float32(width / 2)) / focal * values
