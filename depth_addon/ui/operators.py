@@ -129,6 +129,15 @@ class _JobOperator:
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
+        try:
+            return self._modal_step(context, event)
+        except Exception:
+            # Never leave a timer, a status text or a running worker behind a bug.
+            self._job.cancel()
+            self._end_modal(context)
+            raise
+
+    def _modal_step(self, context, event):
         job = self._job
         if event.type == "ESC" and event.value == "PRESS":
             job.cancel()
@@ -178,7 +187,9 @@ class _JobOperator:
             for area in context.window.screen.areas:
                 if area.type == "VIEW_3D":
                     area.header_text_set(None)
-        if jobs.ACTIVE.get(self.job_key()) is self._job:
+        # A cancelled worker may still be inside the network for a few seconds: its entry
+        # stays (and blocks a second run) until the thread ends; a finished one is removed.
+        if jobs.ACTIVE.get(self.job_key()) is self._job and self._job.done:
             del jobs.ACTIVE[self.job_key()]
         _redraw_progress_areas(context)
 
@@ -227,7 +238,8 @@ class DEPTH_ADDON_OT_image_to_object(_JobOperator, SettingsProperties, Operator)
             return False
         running = jobs.ACTIVE.get("depth")
         if running is not None and not running.done:
-            cls.poll_message_set("A depth run is in progress: wait for it or press Esc")
+            cls.poll_message_set("The previous depth run is stopping: wait a moment" if running.cancelled()
+                                 else "A depth run is in progress: wait for it or press Esc")
             return False
         return _poll_dependencies(cls)
 
@@ -310,7 +322,7 @@ class DEPTH_ADDON_OT_image_to_object(_JobOperator, SettingsProperties, Operator)
                 continue
             try:
                 built.append(self._build(context, result))
-            except DepthAddonError as exc:
+            except Exception as exc:  # reported per photo (a bug: with its traceback), never raised mid-import
                 failures.append((result.input.label, exc))
         if not built:
             for _label, exc in failures:
@@ -341,16 +353,9 @@ class DEPTH_ADDON_OT_image_to_object(_JobOperator, SettingsProperties, Operator)
 
     @staticmethod
     def _select(context, objects) -> None:
-        view_layer = context.view_layer
-        for obj in view_layer.objects.selected:
-            obj.select_set(False)
-        for obj in objects:
-            # Not ``obj.name in view_layer.objects``: that list syncs lazily after linking.
-            try:
-                obj.select_set(True, view_layer=view_layer)
-            except RuntimeError:  # linked to a collection excluded from this view layer
-                continue
-        view_layer.objects.active = objects[-1]
+        from ..blender.build import select_only
+
+        select_only(objects, context.view_layer)
 
 
 def is_depth_object(obj) -> bool:
