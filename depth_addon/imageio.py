@@ -10,8 +10,10 @@ Every failure a user can fix raises ImageReadError naming the file and the probl
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -242,13 +244,22 @@ def write_depth(path: str | os.PathLike, depth: np.ndarray, colormap: str | None
         if not ok:
             raise DepthAddonError(f"OpenCV could not encode {path.name}; write .npy or .png instead")
         payload = buf.tobytes()
+    # Written beside the target and renamed into place, so a failed or interrupted write (disk
+    # full, Ctrl+C) never leaves a half-written file, nor destroys the one already there.
+    partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.partial")  # one per writer
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        if payload is None:
-            with open(path, "wb") as fh:  # np.save(path) would append .npy to other names
-                np.save(fh, depth.astype(np.float32), allow_pickle=False)
-        else:
-            path.write_bytes(payload)
+        try:
+            with open(partial, "wb") as fh:
+                if payload is None:  # np.save(path) would append .npy to other names
+                    np.save(fh, depth.astype(np.float32), allow_pickle=False)
+                else:
+                    fh.write(payload)
+            os.replace(partial, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                partial.unlink()
+            raise
     except OSError as exc:
         raise DepthAddonError(f"cannot write {path} ({exc.strerror or exc}); choose a writable location") from exc
     return path

@@ -17,7 +17,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from depth_addon.cli import mesh_cmd  # noqa: E402 - needs the repository on sys.path first
+try:
+    from depth_addon.cli import mesh_cmd
+except ImportError as exc:  # a stock Blender's Python has numpy but not Pillow, OpenCV, torch or timm
+    sys.exit(f"error: Blender's Python lacks {exc.name or exc}: install torch, timm, opencv-python-headless and "
+             "pillow for it: install and enable the extension and use the installer in its preferences "
+             "(docs/blender.md)")
 
 PROG = "blender -b --python scripts/blender_depth_mesh.py --"
 

@@ -231,6 +231,15 @@ def test_cli_user_errors_exit_2(photo, tmp_path, args, problem, capsys):
 
 
 @pytest.mark.pure
+def test_cli_help_works_without_docstrings():
+    """python -OO strips docstrings; the parser must not be built from them."""
+    result = subprocess.run([sys.executable, "-OO", "-m", "depth_addon", "--help"], cwd=REPO_ROOT,
+                            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "depth" in result.stdout and "mesh" in result.stdout
+
+
+@pytest.mark.pure
 def test_cli_rejects_unknown_model_and_colormap(photo, tmp_path, capsys):
     for extra in (["--model", "midas_v9"], ["--colormap", "sunset"]):
         with pytest.raises(SystemExit) as info:
@@ -305,3 +314,14 @@ def test_cli_subprocess_colormap(reference_photo, predicted, tmp_path):
     with Image.open(out) as got, Image.open(tmp_path / "expected.png") as expected:
         assert got.mode == "RGB"
         np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))
+
+
+@pytest.mark.pure
+def test_ctrl_c_is_one_line_and_status_130(capsys):
+    from depth_addon.cli.reporting import run_command
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    assert run_command(interrupted, None) == 130
+    assert capsys.readouterr().err == "cancelled\n"

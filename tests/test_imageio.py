@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 
+from conftest import REPO_ROOT
 from depth_addon.errors import DepthAddonError, ImageReadError
 from depth_addon.imageio import (
     COLORMAPS,
@@ -307,3 +310,29 @@ def test_write_depth_rejects_bad_requests(tmp_path):
     with pytest.raises(DepthAddonError, match=".png output only"):
         write_depth(tmp_path / "d.npy", depth, colormap="inferno")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX file size limits (RLIMIT_FSIZE)")
+@pytest.mark.parametrize("suffix", [".npy", ".png"])
+def test_failed_write_leaves_no_half_file_and_keeps_the_old_one(tmp_path, suffix):
+    """A write that fails midway (here: a file size limit, as on a full disk) changes nothing."""
+    out = tmp_path / f"d{suffix}"
+    out.write_bytes(b"the previous depth file")
+    code = (
+        "import resource, signal, sys, numpy as np\n"
+        "from depth_addon.imageio import write_depth\n"
+        "from depth_addon.errors import DepthAddonError\n"
+        "depth = np.random.default_rng(0).random((400, 400))\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail with EFBIG instead of being killed\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))\n"
+        "try:\n"
+        "    write_depth(sys.argv[1], depth)\n"
+        "except DepthAddonError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(out)], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"cannot write {out}")
+    assert out.read_bytes() == b"the previous depth file"
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]

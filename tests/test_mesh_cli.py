@@ -45,6 +45,30 @@ def test_unknown_output_format_exits_2(tmp_path, sample_photo):
 
 
 @pytest.mark.pure
+def test_unknown_device_is_refused_before_any_work(tmp_path, sample_photo, capsys):
+    from depth_addon.cli.mesh_cmd import build_parser
+
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args([str(sample_photo), "-o", str(tmp_path / "x.blend"), "--device", "gpu"])
+    assert info.value.code == 2 and "invalid choice: 'gpu'" in capsys.readouterr().err
+
+
+@pytest.mark.pure
+def test_without_bpy_exits_2_before_the_depth_work(tmp_path, sample_photo):
+    out = tmp_path / "x.blend"
+    code = (
+        "import sys; sys.modules['bpy'] = None\n"
+        "from depth_addon.cli import main\n"
+        f"sys.exit(main(['mesh', {str(sample_photo)!r}, '--depth', {str(SAMPLE_DEPTH)!r}, '-o', {str(out)!r}]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: the mesh command needs Blender's Python module 'bpy'")
+    assert result.stderr.count("\n") == 1 and not out.exists()
+
+
+@pytest.mark.pure
 def test_script_shares_the_cli_parser():
     import argparse
 

@@ -192,3 +192,37 @@ def test_fast_build_falls_back_when_a_buffer_cannot_be_recomputed(monkeypatch):
     monkeypatch.setattr(model_module, "build_network", lambda spec: Net())
     net = model_module.build_network_for_loading(get_spec(SMALL))
     assert net.index.device.type == "cpu" and torch.equal(net.index, torch.arange(5))
+
+
+@pytest.mark.pure
+@pytest.mark.parametrize(
+    ("fake_torch", "shown"),
+    [
+        (None, "ModuleNotFoundError"),  # not installed
+        ("raise OSError('[WinError 126] Error loading fbgemm.dll')", "OSError: [WinError 126]"),  # broken DLLs
+    ],
+)
+def test_missing_or_broken_torch_is_a_clear_error(tmp_path, fake_torch, shown):
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    if fake_torch is None:
+        setup = "sys.modules['torch'] = None"
+    else:
+        (tmp_path / "torch").mkdir()
+        (tmp_path / "torch" / "__init__.py").write_text(fake_torch + "\n")
+        setup = f"sys.path.insert(0, {str(tmp_path)!r})"
+    code = (
+        f"import sys; {setup}\n"
+        "from depth_addon import midas\n"
+        "from depth_addon.errors import DependencyMissingError\n"
+        "try:\n"
+        f"    midas.load_model({SMALL!r}, checkpoint='missing.pt')\n"
+        "except DependencyMissingError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert shown in result.stdout and "pip install --force-reinstall torch timm" in result.stdout

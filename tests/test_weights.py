@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import http.server
 import os
@@ -265,6 +266,15 @@ def test_http_404_says_what_to_do(server, cache, monkeypatch):
     assert server.requests == [None]
 
 
+def test_http_error_closes_its_connection(server, cache, monkeypatch):
+    """The HTTPError stays alive as the raised error's cause: its connection must be closed."""
+    monkeypatch.setenv(weights.URL_BASE_ENV, server.base + "/missing")
+    with pytest.raises(WeightsUnavailableError, match="HTTP 404") as info:
+        weights.ensure_weights(MODEL, cache)
+    response = info.value.__cause__.fp
+    assert response.closed
+
+
 def test_server_missing_says_what_to_do(monkeypatch, cache):
     with socket.socket() as sock:  # a port nobody listens on once closed
         sock.bind(("127.0.0.1", 0))
@@ -350,7 +360,21 @@ def test_other_process_download_is_waited_for(server, cache):
         assert weights.ensure_weights(MODEL, cache).read_bytes() == PAYLOAD
         assert server.requests == [None]
     finally:
-        assert other.wait(30) == 0, other.stderr.read().decode()
+        _, stderr = other.communicate(timeout=30)  # also closes the pipe
+        assert other.returncode == 0, stderr.decode()
+
+
+def test_file_system_without_file_locks_does_not_wait_forever(server, cache, monkeypatch):
+    """Some network mounts answer every lock attempt with ENOLCK: download anyway, don't hang."""
+    fcntl = pytest.importorskip("fcntl", reason="POSIX file locks")
+
+    def no_locks_here(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks_here)
+    started = time.monotonic()
+    path = weights.ensure_weights(MODEL, cache, cancel=lambda: time.monotonic() - started > 5)
+    assert path.read_bytes() == PAYLOAD
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux /dev/full")

@@ -6,16 +6,17 @@ Each sub-command lives in its own module with ``add_parser(subparsers)`` and ``r
 from __future__ import annotations
 
 import argparse
-import sys
 
-from ..errors import DepthAddonError
 from . import depth_cmd, mesh_cmd
+from .reporting import run_command
 
 _COMMANDS = (depth_cmd, mesh_cmd)
+# Not __doc__, which is None under python -OO.
+_DESCRIPTION = "Photo -> depth picture (depth) or textured mesh / point cloud files (mesh) with MiDaS."
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m depth_addon", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m depth_addon", description=_DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     for command in _COMMANDS:
         command.add_parser(sub)
@@ -24,8 +25,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.run(args) or 0)
-    except DepthAddonError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_command(args.run, args)

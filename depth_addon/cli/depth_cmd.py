@@ -11,10 +11,7 @@ import sys
 
 from .. import imageio
 from ..midas import weights as weights_cache
-from ..midas.registry import DEFAULT_MODEL, MODEL_TYPES
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("fp32", "fp16", "bf16")
+from ..midas.registry import DEFAULT_MODEL, DEVICES, MODEL_TYPES, PRECISIONS
 
 
 def add_parser(subparsers):

@@ -8,12 +8,13 @@ is touched, so a missing-weights error exits 2 without writing anything.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 
-from ..errors import DepthAddonError
+from ..errors import DependencyMissingError, DepthAddonError
 from ..geometry.depth import guess_depth_kind
-from ..midas.registry import DEFAULT_MODEL, MODEL_TYPES
+from ..midas.registry import DEFAULT_MODEL, DEVICES, MODEL_TYPES
 from ..settings import BuildSettings
 
 EXPORT_SUFFIXES = (".blend", ".glb", ".gltf", ".obj", ".ply")
@@ -35,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--model", default=DEFAULT_MODEL, choices=MODEL_TYPES, metavar="TYPE",
                    help=f"MiDaS model type, one of: {', '.join(MODEL_TYPES)} (default {DEFAULT_MODEL})")
     g.add_argument("--weights", type=Path, metavar="FILE", help="official MiDaS .pt for --model (skips the download)")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+    g.add_argument("--device", choices=DEVICES, default="auto", help="where to run MiDaS (default auto)")
     g = p.add_argument_group("geometry")
     g.add_argument("--mode", choices=("mesh", "points"), default=defaults.output, help="mesh or point cloud")
     g.add_argument("--projection", choices=("perspective", "relief"), default=defaults.projection)
@@ -73,12 +74,9 @@ def build_parser(prog: str = "python -m depth_addon mesh") -> argparse.ArgumentP
 
 def main(argv: list[str], prog: str = "python -m depth_addon mesh") -> int:
     """Parse ``argv`` and run; DepthAddonError -> one line on stderr, exit status 2."""
-    args = build_parser(prog).parse_args(argv)
-    try:
-        return run(args)
-    except DepthAddonError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    from .reporting import run_command
+
+    return run_command(run, build_parser(prog).parse_args(argv))
 
 
 def settings_from_args(args: argparse.Namespace) -> BuildSettings:
@@ -97,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     if bad:
         raise DepthAddonError(f"cannot write {', '.join(bad)}: use an output ending in {', '.join(EXPORT_SUFFIXES)}")
     settings = settings_from_args(args)
+    _check_bpy_available()
     from ..imageio import read_image
 
     rgb = read_image(args.image)
@@ -129,6 +128,18 @@ def run(args: argparse.Namespace) -> int:
         export_scene(output, result)
         print(f"wrote {output}")
     return 0
+
+
+def _check_bpy_available() -> None:
+    """Fail before the depth work (minutes with a large model) if this Python cannot build the scene."""
+    if sys.modules.get("bpy") is not None:
+        return
+    if "bpy" in sys.modules or importlib.util.find_spec("bpy") is None:
+        raise DependencyMissingError(
+            "the mesh command needs Blender's Python module 'bpy', which this Python lacks: run it inside "
+            "Blender (blender -b --python scripts/blender_depth_mesh.py -- ARGS) or install the bpy module "
+            "for this Python version (python -m pip install bpy)"
+        )
 
 
 def _print_progress():

@@ -26,20 +26,20 @@ from ..errors import (
     ModelUnavailableError,
     WeightsUnavailableError,
 )
-from .registry import MODEL_SPECS, ModelSpec, get_spec
+from .registry import DEVICES, MODEL_SPECS, PRECISIONS, ModelSpec, get_spec
 from .transforms import prepare_input
 
 try:
     import torch
     import torch.nn.functional as F
-except ImportError as _exc:  # pragma: no cover - exercised only without torch
+except (ImportError, OSError) as _exc:  # OSError: installed, but its libraries fail to load (Windows DLLs)
     raise DependencyMissingError(
-        f"PyTorch is not installed in this Python ({_exc}); install it with "
-        "'python -m pip install torch timm' (for Blender: into Blender's bundled Python)"
+        f"PyTorch cannot be imported in this Python ({type(_exc).__name__}: {_exc}); install it, or repair "
+        "a broken install, with 'python -m pip install --force-reinstall torch timm' (for Blender: into "
+        "Blender's bundled Python)"
     ) from _exc
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DTYPES = dict(zip(PRECISIONS, (torch.float32, torch.float16, torch.bfloat16), strict=True))
 _NETS_PACKAGE = __package__ + ".nets"
 _SHOWN_KEYS = 5
 
@@ -79,7 +79,7 @@ class MidasModel:
     def forward(self, net_input: np.ndarray) -> torch.Tensor:
         """``(1, 3, h, w)`` float32 network input -> ``(1, h, w)`` float32 raw output on the device."""
         x = torch.from_numpy(np.ascontiguousarray(net_input, dtype=np.float32))
-        x = x.to(device=self.device, dtype=PRECISIONS[self.precision])
+        x = x.to(device=self.device, dtype=DTYPES[self.precision])
         with self._lock, torch.inference_mode():
             return self.net(x).float()
 
@@ -155,7 +155,7 @@ def load_model(model_type: str, checkpoint: str | os.PathLike | None = None, dev
         state_dict = read_checkpoint(path)
         load_official_state_dict(net, state_dict, spec, path)
         del state_dict
-        net.to(device=device, dtype=PRECISIONS[precision]).eval().requires_grad_(False)
+        net.to(device=device, dtype=DTYPES[precision]).eval().requires_grad_(False)
         model = MidasModel(spec, net, device, precision, path)
         _cache[key] = model
         return model

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 _RELEASES = "https://github.com/isl-org/MiDaS/releases/download"
 
+DEVICES = ("auto", "cpu", "cuda", "mps")   # "auto": CUDA, else Apple MPS, else the CPU
+PRECISIONS = ("fp32", "fp16", "bf16")
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 HALF_MEAN = (0.5, 0.5, 0.5)

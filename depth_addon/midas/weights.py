@@ -17,6 +17,7 @@ replaces the release URL's folder (a mirror, or a local test server).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import http.client
 import os
@@ -39,6 +40,10 @@ RESUME_ATTEMPTS = 3
 
 ProgressFn = Callable[[int, "int | None"], None]
 CancelFn = Callable[[], bool]
+
+# What a non-blocking lock attempt fails with while another process holds the lock
+# (flock: EWOULDBLOCK; msvcrt.locking: EACCES, or EDEADLOCK, which is EDEADLK).
+_LOCK_HELD_ERRNOS = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK})
 
 _default_dir: Path | None = None
 _file_locks: dict[Path, threading.Lock] = {}
@@ -162,6 +167,7 @@ def download(
         try:
             complete = _fetch_into(url, part, size, progress, cancel, timeout)
         except urllib.error.HTTPError as exc:
+            exc.close()  # it holds the open connection, kept alive as the new error's __cause__
             # A server that answers with an error will answer the same way on retry.
             raise _unavailable(url, dest, f"the server answered HTTP {exc.code} {exc.reason}") from exc
         except urllib.error.URLError as exc:
@@ -198,6 +204,7 @@ def _fetch_into(url, part: Path, size, progress, cancel, timeout) -> bool:
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:
+            exc.close()
             # Range not satisfiable: the .part is already whole (or longer than the file).
             total = _content_range_total(exc.headers.get("Content-Range", ""))
             if total == offset:
@@ -334,7 +341,8 @@ def _download_lock(dest: Path, cancel: CancelFn | None):
             try:
                 yield
             finally:
-                _unlock_file(handle)
+                with contextlib.suppress(OSError):  # not locked (no file locking here); closing unlocks anyway
+                    _unlock_file(handle)
         if dest.is_file():
             # Anyone still waiting on this lock file finds the finished weights once it gets it.
             with contextlib.suppress(OSError):
@@ -344,6 +352,8 @@ def _download_lock(dest: Path, cancel: CancelFn | None):
 
 
 def _try_lock_file(handle) -> bool:
+    """True once ``handle`` is locked, or when its file system cannot lock files at all (e.g.
+    ENOLCK on some network mounts): waiting would then never end, so only the thread lock guards."""
     try:
         if os.name == "nt":
             import msvcrt
@@ -354,8 +364,8 @@ def _try_lock_file(handle) -> bool:
             import fcntl
 
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
+    except OSError as exc:
+        return exc.errno not in _LOCK_HELD_ERRNOS
     return True
 
 
