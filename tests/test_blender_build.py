@@ -411,3 +411,20 @@ def test_second_import_keeps_the_scene_cameras_framing(sample_photo):
     scene.camera = None
     api.build_from_depth(tall, np.full((60, 20), 3.0, np.float32), no_camera)
     assert (scene.render.resolution_x, scene.render.resolution_y) == (20, 60)  # no camera's framing to keep
+
+
+@pytest.mark.parametrize("output", ["mesh", "points"])
+def test_failure_late_in_the_build_leaves_nothing_behind(sample_photo, monkeypatch, output):
+    """A helper that fails after making datablocks of its own (here: the camera's) leaves none behind."""
+    from depth_addon.blender import datablocks
+
+    def camera_then_fail(name, model):
+        real_new_camera(name, model)  # a camera object and its data exist now, unknown to the caller
+        raise RuntimeError("simulated failure after the camera was made")
+
+    real_new_camera = datablocks.new_camera
+    monkeypatch.setattr(datablocks, "new_camera", camera_then_fail)
+    before = datablock_counts()
+    with pytest.raises(RuntimeError, match="simulated failure"):
+        import_sample(sample_photo, resolution=48, tear=False, output=output)
+    assert datablock_counts() == before

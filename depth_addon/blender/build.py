@@ -37,19 +37,26 @@ class BuiltObjects:
 
 
 class _Created:
-    """Datablocks made so far; ``remove_all`` undoes a failed build."""
+    """The datablocks a build makes, found by what is new since it started; ``remove_all`` undoes them.
+
+    Comparing against a snapshot (instead of recording each datablock as it is made) also
+    catches what a helper made before it failed, e.g. the temporary mesh of a point-cloud
+    conversion or a node tree of a half-built material.
+    """
+
+    KINDS = ("objects", "meshes", "pointclouds", "materials", "images", "cameras", "node_groups", "textures")
 
     def __init__(self):
-        self.ids: list[bpy.types.ID] = []
+        self._before = {d.as_pointer() for d in self._all()}
 
-    def add(self, datablock):
-        self.ids.append(datablock)
-        return datablock
+    def _all(self):
+        for kind in self.KINDS:
+            yield from getattr(bpy.data, kind, ())  # pointclouds: not in every build of Blender
 
     def remove_all(self) -> None:
-        alive = [d for d in self.ids if _is_alive(d)]
-        if alive:
-            bpy.data.batch_remove(alive)
+        new = [d for d in self._all() if d.as_pointer() not in self._before]
+        if new:
+            bpy.data.batch_remove(new)
 
 
 def build_objects(name: str, image: bpy.types.Image | Path | np.ndarray, rgb: np.ndarray, depth: np.ndarray,
@@ -65,24 +72,21 @@ def build_objects(name: str, image: bpy.types.Image | Path | np.ndarray, rgb: np
         if isinstance(image, bpy.types.Image):
             photo = image
         elif isinstance(image, Path):
-            photo, is_new = datablocks.load_photo(image, rgb)
-            if is_new:  # never remove a photo an earlier import (or the user) still uses
-                created.add(photo)
+            photo = datablocks.load_photo(image, rgb)  # a reused photo predates `created`: kept on failure
         else:
-            photo = created.add(datablocks.image_from_pixels(name, rgb))
+            photo = datablocks.image_from_pixels(name, rgb)
         if depth.shape != (height, width) and depth.shape == (width, height):
             raise DepthAddonError(
                 f"the depth map is {depth.shape[1]}x{depth.shape[0]} pixels but the photo is {width}x{height}: "
                 "it looks rotated (made from the photo without its EXIF orientation?); rotate it to match the photo")
         depth = resize_depth(depth, height, width)
-        depth_image = created.add(datablocks.store_depth(f"{name} depth", depth))
-        data, material, model = _new_geometry(name, photo, rgb, depth, settings, fov_deg, created)
+        depth_image = datablocks.store_depth(f"{name} depth", depth)
+        data, material, model = _new_geometry(name, photo, rgb, depth, settings, fov_deg)
         data.materials.append(material)
-        obj = created.add(bpy.data.objects.new(name, data))
+        obj = bpy.data.objects.new(name, data)
         camera = None
         if settings.add_camera:
-            camera = created.add(datablocks.new_camera(f"{name} Camera", model))
-            created.add(camera.data)
+            camera = datablocks.new_camera(f"{name} Camera", model)
             obj[PROP_CAMERA] = camera
         obj[PROP_SETTINGS] = json.dumps(asdict(settings))
         obj[PROP_FOV] = float(fov_deg)
@@ -166,15 +170,15 @@ def set_point_size(obj: bpy.types.Object, point_size: float) -> None:
     obj[PROP_SETTINGS] = json.dumps(asdict(changed))
 
 
-def _new_geometry(name, photo, rgb, depth, settings, fov_deg, created):
+def _new_geometry(name, photo, rgb, depth, settings, fov_deg):
     if settings.output == "points":
         arrays = build_points(rgb, depth, settings, fov_deg=fov_deg)
-        data = created.add(new_point_cloud(name, arrays))
-        material = created.add(datablocks.point_material(name, settings.shadeless))
+        data = new_point_cloud(name, arrays)
+        material = datablocks.point_material(name, settings.shadeless)
     elif settings.output == "mesh":
         arrays = build_mesh(depth, settings, fov_deg=fov_deg)
-        data = created.add(new_mesh(name, arrays, settings.shade_smooth))
-        material = created.add(datablocks.photo_material(name, photo, settings.shadeless))
+        data = new_mesh(name, arrays, settings.shade_smooth)
+        material = datablocks.photo_material(name, photo, settings.shadeless)
     else:
         raise ValueError(f"unknown output {settings.output!r}; valid: mesh, points")
     return data, material, arrays.camera
@@ -200,11 +204,3 @@ def select_only(objects, view_layer=None) -> None:
         active = obj
     if active is not None:
         view_layer.objects.active = active
-
-
-def _is_alive(datablock) -> bool:
-    try:
-        datablock.name  # noqa: B018 - raises ReferenceError once removed
-    except ReferenceError:
-        return False
-    return True

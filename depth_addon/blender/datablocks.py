@@ -21,8 +21,8 @@ CAMERA_ROTATION = Euler((math.pi / 2, 0.0, 0.0))
 
 # ---------------------------------------------------------------- images
 
-def load_photo(path: Path, rgb: np.ndarray) -> tuple[bpy.types.Image, bool]:
-    """The photo as an Image datablock that references ``path`` (nothing is copied) and whether it is new.
+def load_photo(path: Path, rgb: np.ndarray) -> bpy.types.Image:
+    """The photo as an Image datablock that references ``path`` (nothing is copied).
 
     An Image already loaded from the same file is reused. When the file's stored pixels differ
     from ``rgb`` (EXIF orientation, which Blender does not apply) the image is made from ``rgb``
@@ -33,12 +33,12 @@ def load_photo(path: Path, rgb: np.ndarray) -> tuple[bpy.types.Image, bool]:
     is_new = image not in before
     height, width = rgb.shape[:2]
     if tuple(image.size) == (width, height) and _exif_orientation(path) in (None, 1):
-        return image, is_new
+        return image
     if is_new:
         bpy.data.images.remove(image)
     oriented = image_from_pixels(path.name, rgb)
     oriented.filepath_raw = str(path)  # provenance; the packed pixels are what renders
-    return oriented, True
+    return oriented
 
 
 def image_from_pixels(name: str, rgb: np.ndarray) -> bpy.types.Image:
