@@ -23,8 +23,10 @@ SAMPLES = REPO_ROOT / "samples"
 # Must happen at import time: bpy reads it once, when first imported.
 _USER_RESOURCES = tempfile.mkdtemp(prefix="depth_addon_blender_user_")
 os.environ["BLENDER_USER_RESOURCES"] = _USER_RESOURCES
-# Never let a test reach a real weights cache or the network by accident.
+# Never let a test reach a real weights cache or a real host by accident: downloads go to a
+# closed loopback port unless a test serves the weights itself (127.0.0.1 http.server).
 os.environ.setdefault("DEPTH_ADDON_WEIGHTS_DIR", tempfile.mkdtemp(prefix="depth_addon_weights_"))
+os.environ.setdefault("DEPTH_ADDON_WEIGHTS_URL_BASE", "http://127.0.0.1:9/no-network-in-tests")
 
 
 @pytest.fixture(autouse=True)

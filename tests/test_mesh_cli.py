@@ -33,6 +33,7 @@ def test_offline_without_weights_exits_2_and_writes_nothing(tmp_path, sample_pho
     assert result.returncode == 2, result.stderr
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and "midas_v21_small_256.pt" in error_lines[0], result.stderr
+    assert "127.0.0.1:9" in error_lines[0]  # conftest's closed loopback port, never the real host
     assert "--weights" in error_lines[0] and "Traceback" not in result.stderr
     assert not out.exists() or not any(out.iterdir())
 
