@@ -428,3 +428,166 @@ def test_failure_late_in_the_build_leaves_nothing_behind(sample_photo, monkeypat
     with pytest.raises(RuntimeError, match="simulated failure"):
         import_sample(sample_photo, resolution=48, tear=False, output=output)
     assert datablock_counts() == before
+
+
+# ---------------------------------------------------------------- points mesh + geometry nodes (Blender 4.2-4.4)
+
+@pytest.fixture
+def points_fallback(monkeypatch):
+    """Point output as on Blenders without point-cloud objects: a points mesh with the shared modifier."""
+    from depth_addon.blender import points
+
+    monkeypatch.setattr(points, "USE_POINT_CLOUD", False)
+    return points
+
+
+def evaluated_points(obj) -> dict:
+    """What ``obj`` evaluates to (its modifier's output), as arrays: a point cloud and no mesh."""
+    import bpy
+
+    geometry = obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).evaluated_geometry()
+    assert geometry.mesh is None or len(geometry.mesh.vertices) == 0
+    cloud = geometry.pointcloud  # owned by `geometry`: read before it goes
+    assert cloud is not None
+    return {"count": len(cloud.points), "materials": [m.original for m in cloud.materials],
+            "position": attribute(cloud, "position", "vector", 3), "radius": attribute(cloud, "radius", "value", 1)}
+
+
+def test_points_fallback_matches_the_point_cloud_path(sample_photo, monkeypatch, points_fallback):
+    import bpy
+
+    from depth_addon import api
+    from depth_addon.blender.build import is_point_object
+    from depth_addon.imageio import read_image
+
+    monkeypatch.setattr(points_fallback, "USE_POINT_CLOUD", None)
+    cloud = import_sample(sample_photo, output="points", stride=3, point_size=0.02, name="cloud").object.data
+    monkeypatch.setattr(points_fallback, "USE_POINT_CLOUD", False)
+    result = import_sample(sample_photo, output="points", stride=3, point_size=0.02)
+    obj, mesh = result.object, result.object.data
+    assert obj.type == "MESH" and is_point_object(obj) and isinstance(cloud, bpy.types.PointCloud)
+    ys, xs = np.arange(0, PHOTO_H, 3), np.arange(0, PHOTO_W, 3)
+    assert (len(mesh.vertices), len(mesh.edges), len(mesh.polygons)) == (len(ys) * len(xs), 0, 0)
+    colors = attribute(mesh, "Col", "color_srgb", 4)
+    expected = read_image(sample_photo)[np.ix_(ys, xs)].reshape(-1, 3)
+    np.testing.assert_array_equal(np.round(colors[:, :3] * 255).astype(np.uint8), expected)
+    for name, prop, width in (("position", "vector", 3), ("Col", "color", 4), ("radius", "value", 1),
+                              ("depth", "value", 1)):
+        assert mesh.attributes[name].data_type == cloud.attributes[name].data_type
+        np.testing.assert_array_equal(attribute(mesh, name, prop, width), attribute(cloud, name, prop, width))
+    radius = attribute(mesh, "radius", "value", 1)
+    np.testing.assert_allclose(radius / attribute(mesh, "depth", "value", 1),
+                               0.02 / np.median(metric_depth()[::3, ::3]), rtol=1e-3)
+    # the shared modifier turns it into the same points, with the point material
+    (modifier,) = obj.modifiers
+    assert modifier.type == "NODES" and modifier.node_group.name == "Depth Addon Points"
+    points = evaluated_points(obj)
+    assert points["count"] == len(mesh.vertices) and points["materials"] == [obj.active_material]
+    np.testing.assert_array_equal(points["position"], attribute(mesh, "position", "vector", 3))
+    np.testing.assert_array_equal(points["radius"], radius)
+    assert obj.active_material.node_tree.nodes["Attribute"].attribute_name == "Col"
+    api.set_point_size(obj, 0.04)
+    np.testing.assert_allclose(attribute(mesh, "radius", "value", 1), 2 * radius, rtol=1e-6)
+    np.testing.assert_allclose(evaluated_points(obj)["radius"], 2 * radius, rtol=1e-6)
+    assert '"point_size": 0.04' in obj["depth_addon_settings"]
+
+
+@pytest.mark.parametrize("use_point_cloud", [None, False], ids=["pointcloud", "points_mesh"])
+def test_points_render_the_photo_through_the_camera(tmp_path, sample_photo, monkeypatch, use_point_cloud):
+    """A tiny Cycles render through the created camera shows the photo's pixels (emission, Standard view)."""
+    import bpy
+    from PIL import Image
+
+    from depth_addon import api
+    from depth_addon.blender import points
+
+    monkeypatch.setattr(points, "USE_POINT_CLOUD", use_point_cloud)
+    height, width = 43, 64
+    crop = np.asarray(Image.open(sample_photo).convert("RGB"))[100:100 + height, 150:150 + width]
+    Image.fromarray(crop).save(tmp_path / "crop.png")
+    # a pixel is 4 * tan(25 deg) / 32 = 0.058 units wide at the median distance: radius 0.045
+    # covers every pixel centre with its own point (half diagonal 0.041) and no neighbour's (0.058)
+    result = api.image_to_object(str(tmp_path / "crop.png"), depth=metric_depth(height, width), depth_kind="metric",
+                                 output="points", stride=1, point_size=0.045, fov_deg=50.0, shadeless=True)
+    assert result.object.type == ("MESH" if use_point_cloud is False else "POINTCLOUD")
+    scene = bpy.context.scene
+    assert scene.camera == result.camera and (scene.render.resolution_x, scene.render.resolution_y) == (width, height)
+    scene.render.engine = "CYCLES"
+    scene.cycles.device = "CPU"
+    scene.cycles.samples = 4
+    scene.cycles.use_adaptive_sampling = False
+    scene.cycles.use_denoising = False
+    scene.cycles.filter_width = 0.01  # each pixel sees what its centre sees
+    scene.view_settings.view_transform = "Standard"
+    scene.render.image_settings.file_format = "PNG"
+    scene.render.image_settings.color_mode = "RGB"
+    scene.render.image_settings.color_depth = "8"
+    scene.render.filepath = str(tmp_path / "render.png")
+    bpy.ops.render.render(write_still=True)
+    rendered = np.asarray(Image.open(tmp_path / "render.png").convert("RGB")).astype(int)
+    error = np.abs(rendered - crop.astype(int)).max(axis=2)
+    assert np.percentile(error, 99) <= 3, np.percentile(error, [50, 90, 99, 100])
+
+
+def test_points_fallback_remesh_keeps_a_points_mesh(sample_photo, points_fallback):
+    import bpy
+
+    from depth_addon import api
+    from depth_addon.errors import DepthAddonError
+
+    result = import_sample(sample_photo, output="points", stride=10)
+    obj = result.object
+    before = len(obj.data.vertices)
+    duplicate = obj.copy()  # a linked duplicate (Alt+D) shares the mesh and has its own modifier
+    bpy.context.collection.objects.link(duplicate)
+    api.remesh(obj, stride=5)
+    assert obj.type == "MESH" and len(obj.data.vertices) > 3 * before and len(obj.data.edges) == 0
+    assert duplicate.data == obj.data and evaluated_points(duplicate)["count"] == len(obj.data.vertices)
+    assert evaluated_points(obj)["count"] == len(obj.data.vertices)
+    assert [m.name for m in obj.modifiers] == ["Depth Addon Points"] and obj.active_material is not None
+    obj.modifiers.clear()  # a lost modifier comes back with the next re-mesh
+    api.remesh(obj, stride=10)
+    assert evaluated_points(obj)["count"] == before == len(obj.data.vertices)
+    with pytest.raises(DepthAddonError, match="is a point cloud; to get a mesh"):
+        api.remesh(obj, output="mesh")
+    second = import_sample(sample_photo, output="points", stride=20, name="second").object
+    assert second.modifiers[0].node_group == obj.modifiers[0].node_group  # one shared node group
+    assert (len(bpy.data.node_groups), len(bpy.data.pointclouds)) == (1, 0)
+
+
+def test_points_fallback_failure_keeps_an_existing_node_group(sample_photo, points_fallback):
+    import bpy
+
+    from depth_addon import api
+
+    not_a_collection = bpy.data.materials.new("not a collection")
+
+    def fail():
+        with pytest.raises(AttributeError):
+            api.image_to_object(str(sample_photo), depth=metric_depth(), depth_kind="metric", output="points",
+                                collection=not_a_collection, stride=10)
+
+    before = datablock_counts()
+    fail()
+    assert datablock_counts() == before  # the node group it made went too
+    first = import_sample(sample_photo, output="points", stride=10)
+    group = first.object.modifiers[0].node_group
+    before = datablock_counts()
+    fail()
+    assert datablock_counts() == before and group.name in bpy.data.node_groups  # made before: kept
+    assert evaluated_points(first.object)["count"] == len(first.object.data.vertices)
+
+
+def test_points_fallback_glb_export_writes_the_points(sample_photo, tmp_path, points_fallback):
+    import bpy
+
+    from depth_addon.blender.export import export_scene
+
+    result = import_sample(sample_photo, output="points", stride=10)
+    n_points = len(result.object.data.vertices)
+    export_scene(tmp_path / "points.glb", result)
+    assert [m.name for m in result.object.modifiers] == ["Depth Addon Points"]  # the object is left as it was
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.import_scene.gltf(filepath=str(tmp_path / "points.glb"))
+    meshes = [o for o in bpy.data.objects if o.type == "MESH"]
+    assert len(meshes) == 1 and len(meshes[0].data.vertices) == n_points

@@ -20,6 +20,7 @@ from ..geometry import build_mesh, build_points, resize_depth, resolve_fov
 from ..settings import BuildSettings
 from . import datablocks
 from .mesh import fill_mesh, new_mesh, new_point_cloud, scale_point_radius
+from .points import add_points_modifier, fill_points_mesh, new_points_data
 
 PROP_SETTINGS = "depth_addon_settings"   # JSON of the BuildSettings used
 PROP_FOV = "depth_addon_fov_deg"         # horizontal FOV actually used (EXIF/default resolved)
@@ -84,6 +85,8 @@ def build_objects(name: str, image: bpy.types.Image | Path | np.ndarray, rgb: np
         data, material, model = _new_geometry(name, photo, rgb, depth, settings, fov_deg)
         data.materials.append(material)
         obj = bpy.data.objects.new(name, data)
+        if settings.output == "points" and obj.type == "MESH":  # Blender 4.2-4.4: points mesh + nodes
+            add_points_modifier(obj, material)
         camera = None
         if settings.add_camera:
             camera = datablocks.new_camera(f"{name} Camera", model)
@@ -123,34 +126,50 @@ def remesh_object(obj: bpy.types.Object, settings: BuildSettings | None = None, 
     fov = resolve_fov(settings, obj.get(PROP_FOV) or None)
     depth = datablocks.load_depth(obj[PROP_DEPTH])
     photo = obj.get(PROP_PHOTO)
-    if obj.type == "MESH":
+    points = is_point_object(obj)
+    if obj.type not in ("MESH", "POINTCLOUD"):
+        raise DepthAddonError(f"{obj.name!r} is a {obj.type.lower()}, not a depth_addon mesh or point cloud")
+    if not points:
         if settings.output != "mesh":
             raise DepthAddonError(f"{obj.name!r} is a mesh; to get points, import the photo again with output='points'")
         arrays = build_mesh(depth, settings, fov_deg=fov)
         fill_mesh(obj.data, arrays, settings.shade_smooth)
-        model = arrays.camera
-    elif obj.type == "POINTCLOUD":
+    else:
         if settings.output != "points":
             raise DepthAddonError(f"{obj.name!r} is a point cloud; to get a mesh, import the photo again with output='mesh'")
         if photo is None:
             raise DepthAddonError(f"{obj.name!r} lost its photo image; import the photo again")
         arrays = build_points(datablocks.image_rgb(photo), depth, settings, fov_deg=fov)
-        old = obj.data
-        cloud = new_point_cloud(old.name, arrays)
-        for material in old.materials:
-            cloud.materials.append(material)
-        name = old.name
-        old.user_remap(cloud)  # linked duplicates too, as with a shared mesh (removing `old` would delete them)
-        bpy.data.pointclouds.remove(old)
-        cloud.name = name
-        model = arrays.camera
-    else:
-        raise DepthAddonError(f"{obj.name!r} is a {obj.type.lower()}, not a depth_addon mesh or point cloud")
+        if obj.type == "MESH":  # the points mesh of Blenders without point-cloud objects
+            fill_points_mesh(obj.data, arrays)
+            add_points_modifier(obj, obj.data.materials[0] if obj.data.materials else None)
+        else:
+            _replace_point_cloud(obj, arrays)
+    model = arrays.camera
     obj[PROP_SETTINGS] = json.dumps(asdict(settings))
     obj[PROP_FOV] = float(fov)
     camera = obj.get(PROP_CAMERA)
     if camera is not None and settings.add_camera:
         datablocks.configure_camera(camera, model, obj.matrix_world)
+
+
+def _replace_point_cloud(obj: bpy.types.Object, arrays) -> None:
+    old = obj.data
+    cloud = new_point_cloud(old.name, arrays)
+    for material in old.materials:
+        cloud.materials.append(material)
+    name = old.name
+    old.user_remap(cloud)  # linked duplicates too, as with a shared mesh (removing `old` would delete them)
+    bpy.data.pointclouds.remove(old)
+    cloud.name = name
+
+
+def is_point_object(obj: bpy.types.Object) -> bool:
+    """Whether ``obj`` is depth_addon point output: a PointCloud object, or (Blender 4.2-4.4)
+    a points mesh with the Depth Addon Points modifier, recorded as ``output == "points"``."""
+    if obj.type == "POINTCLOUD":
+        return True
+    return obj.type == "MESH" and PROP_SETTINGS in obj and stored_settings(obj).output == "points"
 
 
 def stored_settings(obj: bpy.types.Object) -> BuildSettings:
@@ -162,7 +181,7 @@ def stored_settings(obj: bpy.types.Object) -> BuildSettings:
 
 def set_point_size(obj: bpy.types.Object, point_size: float) -> None:
     """Change a point-cloud object's ``point_size`` without rebuilding it (radii scale, ratios stay)."""
-    if obj.type != "POINTCLOUD":
+    if not is_point_object(obj):
         raise DepthAddonError(f"{obj.name!r} is not a point cloud; point size applies to point clouds")
     settings = stored_settings(obj)
     changed = settings.with_changes(point_size=point_size)  # validates the new size
@@ -173,7 +192,7 @@ def set_point_size(obj: bpy.types.Object, point_size: float) -> None:
 def _new_geometry(name, photo, rgb, depth, settings, fov_deg):
     if settings.output == "points":
         arrays = build_points(rgb, depth, settings, fov_deg=fov_deg)
-        data = new_point_cloud(name, arrays)
+        data = new_points_data(name, arrays)
         material = datablocks.point_material(name, settings.shadeless)
     elif settings.output == "mesh":
         arrays = build_mesh(depth, settings, fov_deg=fov_deg)

@@ -7,6 +7,7 @@ from pathlib import Path
 import bpy
 
 from ..errors import DepthAddonError
+from .build import is_point_object
 
 
 def reset_scene_if_startup() -> None:
@@ -39,7 +40,7 @@ def export_scene(path: Path, result) -> None:
                 bpy.ops.export_scene.gltf(
                     filepath=str(path), export_format="GLB" if suffix == ".glb" else "GLTF_SEPARATE",
                     use_selection=True, export_cameras=True, export_yup=True,
-                    use_mesh_vertices=result.object.type == "POINTCLOUD",
+                    use_mesh_vertices=is_point_object(result.object),
                 )
             elif suffix == ".obj":
                 bpy.ops.wm.obj_export(filepath=str(path), export_selected_objects=True, export_materials=True,
@@ -52,7 +53,9 @@ def export_scene(path: Path, result) -> None:
 
 
 class _exportable:
-    """The result's object, or for a point cloud a temporary vertices-only mesh copy of it."""
+    """The result's object, or for point output a temporary vertices-only mesh copy of it (position and
+    colour): exporters cannot write PointCloud objects, and would apply the points modifier of a
+    points mesh (Blender 4.2-4.4) into nothing."""
 
     def __init__(self, result):
         self.result = result
@@ -60,11 +63,11 @@ class _exportable:
 
     def __enter__(self):
         obj = self.result.object
-        if obj.type != "POINTCLOUD":
+        if not is_point_object(obj):
             return obj
         mesh = bpy.data.meshes.new(obj.name)
-        cloud = obj.data
-        n = len(cloud.points)
+        cloud = obj.data  # a PointCloud, or the points mesh
+        n = len(cloud.attributes["position"].data)
         mesh.vertices.add(n)
         import numpy as np
 

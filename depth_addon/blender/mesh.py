@@ -55,6 +55,12 @@ def fill_mesh(mesh: bpy.types.Mesh, arrays: MeshArrays, smooth: bool = True) -> 
     mesh.update()
 
 
+def can_convert_to_point_cloud() -> bool:
+    """Whether this Blender has the Mesh -> Point Cloud conversion: release builds before point clouds
+    left "experimental" (4.2 LTS to 4.4) are built without it (``blender.points`` then uses a points mesh)."""
+    return "POINTCLOUD" in bpy.ops.object.convert.get_rna_type().properties["target"].enum_items
+
+
 def new_point_cloud(name: str, arrays: PointArrays) -> bpy.types.PointCloud:
     """A new PointCloud datablock: ``position``, ``radius``, ``depth`` and a linear float colour ``Col``.
 
@@ -62,8 +68,7 @@ def new_point_cloud(name: str, arrays: PointArrays) -> bpy.types.PointCloud:
     mesh (``foreach_set``) and converted with Blender's own Mesh -> Point Cloud conversion,
     which shares the arrays instead of copying them point by point.
     """
-    if "POINTCLOUD" not in bpy.ops.object.convert.get_rna_type().properties["target"].enum_items:
-        # Release builds before point clouds left "experimental" (4.2 LTS among them) lack the conversion.
+    if not can_convert_to_point_cloud():
         raise DepthAddonError(f"Blender {bpy.app.version_string} cannot make point-cloud objects "
                               "(still an experimental feature in this version); use output='mesh' or a newer Blender")
     mesh = bpy.data.meshes.new(name)
@@ -103,13 +108,13 @@ def new_point_cloud(name: str, arrays: PointArrays) -> bpy.types.PointCloud:
     return cloud
 
 
-def set_point_radius(cloud: bpy.types.PointCloud, radii: np.ndarray) -> None:
-    """Set the ``radius`` attribute (scene units) of every point from (N,) ``radii``."""
+def set_point_radius(cloud: bpy.types.PointCloud | bpy.types.Mesh, radii: np.ndarray) -> None:
+    """Set the (point-domain) ``radius`` attribute (scene units) of every point from (N,) ``radii``."""
     attribute = cloud.attributes.get("radius") or cloud.attributes.new("radius", "FLOAT", "POINT")
     attribute.data.foreach_set("value", _flat(radii, np.float32))
 
 
-def scale_point_radius(cloud: bpy.types.PointCloud, factor: float) -> None:
+def scale_point_radius(cloud: bpy.types.PointCloud | bpy.types.Mesh, factor: float) -> None:
     """Multiply every point's radius by ``factor`` (changes the point size, keeps the per-point ratios)."""
     attribute = cloud.attributes["radius"]
     radii = np.empty(len(attribute.data), dtype=np.float32)
