@@ -13,6 +13,8 @@ Output = Literal["mesh", "points"]
 Projection = Literal["perspective", "relief"]
 DepthKind = Literal["inverse", "metric", "relative"]
 
+# Blender's camera lens is at least 1 mm on our 36 mm sensor (173.6 degrees): stay clearly below.
+MAX_FOV_DEG = 170.0
 DEFAULT_FOV_DEG = 55.0  # horizontal; used when the photo carries no EXIF focal length
 
 
@@ -53,8 +55,9 @@ class BuildSettings:
             problems.append(f"resolution must be at least 2 (got {self.resolution})")
         if self.stride is not None and self.stride < 1:
             problems.append(f"stride must be at least 1 (got {self.stride})")
-        if self.fov_deg is not None and not 0 < self.fov_deg < 180:
-            problems.append(f"fov_deg must be between 0 and 180 degrees (got {self.fov_deg})")
+        if self.fov_deg is not None and not 0 < self.fov_deg <= MAX_FOV_DEG:
+            problems.append(f"fov_deg must be above 0 and at most {MAX_FOV_DEG:g} degrees, the widest a Blender "
+                            f"camera can match (got {self.fov_deg})")
         if not 0 < self.near < self.far:
             problems.append(f"need 0 < near < far (got near={self.near}, far={self.far})")
         if self.tear_threshold <= 0:

@@ -229,3 +229,13 @@ def test_camera_never_clips_the_nearest_pixel():
     depth[1, 1] = 0.05  # not in the subsample the pivot is taken from
     mesh = build_mesh(depth, BuildSettings(resolution=8, depth_kind="metric"))
     assert mesh.camera.clip_start <= 0.05 and mesh.camera.clip_end >= 5.0
+
+
+@pytest.mark.pure
+@pytest.mark.parametrize("fov", [0.0, 171.0, 179.0])
+def test_fov_beyond_what_a_blender_camera_matches_is_refused(fov):
+    from depth_addon.errors import DepthAddonError
+
+    with pytest.raises(DepthAddonError, match="at most 170 degrees"):
+        BuildSettings(fov_deg=fov)
+    assert BuildSettings(fov_deg=170.0).fov_deg == 170.0

@@ -18,7 +18,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, Po
 from bpy.types import PropertyGroup
 
 from ..midas.registry import DEFAULT_MODEL, MODEL_SPECS
-from ..settings import DEFAULT_FOV_DEG, BuildSettings
+from ..settings import DEFAULT_FOV_DEG, MAX_FOV_DEG, BuildSettings
 
 # Labels, tooltips and limits; everything here is optional per field.
 #   none_default: value shown while a ``X | None`` field is switched off
@@ -33,7 +33,7 @@ FIELD_UI: dict[str, dict] = {
         "relief": ("Relief", "A flat plane displaced towards the viewer (bas-relief)", "VIEW_ORTHO"),
     }},
     "fov_deg": {"name": "Field of View", "description": "Horizontal field of view in degrees. Off: from the photo's EXIF focal length, else 55°",
-                "min": 1.0, "max": 179.0, "none_default": DEFAULT_FOV_DEG},
+                "min": 1.0, "max": MAX_FOV_DEG, "none_default": DEFAULT_FOV_DEG},
     "resolution": {"name": "Resolution", "description": "Vertices along the longer image side",
                    "min": 2, "max": 16384, "soft_max": 2048},
     "stride": {"name": "Pixel Stride", "description": "Take every n-th pixel instead of a fixed resolution",
