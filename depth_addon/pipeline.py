@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from . import midas
-from .errors import CancelledError, WeightsUnavailableError
+from .errors import CancelledError, DepthAddonError, WeightsUnavailableError
 from .midas import weights as weights_cache
-from .midas.registry import DEFAULT_MODEL, get_spec
+from .midas.registry import DEFAULT_MODEL, DEVICES, PRECISIONS, get_spec
 
 StageProgress = Callable[[float, str], None]
 
@@ -44,6 +44,15 @@ def estimate_depth(
     """
     report = progress or (lambda fraction, message: None)
     spec = get_spec(model_type)
+    # Fail on a wrong argument now, not after a download of hundreds of megabytes.
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    if not (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8):
+        shape = getattr(rgb, "shape", None)
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {type(rgb).__name__} {shape} "
+                         f"{getattr(rgb, 'dtype', '')}".rstrip())
 
     def check_cancel():
         if cancel is not None and cancel():
@@ -82,9 +91,14 @@ def estimate_depth(
     depth = None
     try:
         depth = load_and_run(device)
-    except RuntimeError as exc:
-        if used_device.startswith("cpu") or not _is_out_of_memory(exc):
+    except (RuntimeError, MemoryError) as exc:
+        if not _is_out_of_memory(exc):
             raise
+        if used_device.startswith("cpu"):
+            raise DepthAddonError(
+                f"not enough memory to run {spec.label} ({model_type}) on the CPU; choose a smaller model "
+                f"(e.g. {DEFAULT_MODEL}) or close other programs"
+            ) from exc
     if depth is None:  # outside the except block, so the traceback no longer pins GPU tensors
         _release_accelerator_memory()
         report(LOADING, f"Out of {used_device} memory; retrying on the CPU (slower)")
@@ -95,8 +109,11 @@ def estimate_depth(
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
-    """CUDA's OutOfMemoryError and MPS's 'MPS backend out of memory' are RuntimeErrors."""
-    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+    """CUDA's OutOfMemoryError, MPS's 'MPS backend out of memory' and the CPU allocator's
+    'DefaultCPUAllocator: not enough memory' are RuntimeErrors; Python's own is MemoryError."""
+    text = str(exc).lower()
+    return (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+            or "out of memory" in text or "not enough memory" in text)
 
 
 def _release_accelerator_memory() -> None:

@@ -20,7 +20,7 @@ from test_weights import FILENAME, PAYLOAD, WeightsServer
 from conftest import REPO_ROOT, reference_checkpoint, reference_data
 from depth_addon import midas, pipeline
 from depth_addon.cli import main
-from depth_addon.errors import CancelledError, WeightsUnavailableError
+from depth_addon.errors import CancelledError, DepthAddonError, WeightsUnavailableError
 from depth_addon.imageio import read_depth, write_depth
 from depth_addon.midas import weights
 
@@ -185,9 +185,19 @@ def test_pipeline_out_of_memory_on_cpu_is_not_retried(tmp_path, stub_load_model)
     checkpoint = tmp_path / "w.pt"
     checkpoint.write_bytes(b"x")
     stub_load_model.fail_on.append("cpu")
-    with pytest.raises(RuntimeError, match="out of memory"):
+    with pytest.raises(DepthAddonError, match="not enough memory to run .* on the CPU; choose a smaller model"):
         pipeline.estimate_depth(np.zeros((2, 2, 3), np.uint8), MODEL, weights=checkpoint, device="cpu")
     assert len(stub_load_model.calls) == 1
+
+
+@pytest.mark.pure
+@pytest.mark.parametrize("bad", [{"device": "gpu"}, {"precision": "fp8"}, {"rgb": np.zeros((4, 4), np.uint8)},
+                                 {"rgb": np.zeros((4, 4, 3), np.float32)}])
+def test_pipeline_refuses_bad_arguments_before_any_download(server, empty_cache, stub_load_model, bad):
+    arguments = {"rgb": np.zeros((4, 4, 3), np.uint8), **bad}
+    with pytest.raises(ValueError, match="unknown device|unknown precision|expected an \\(H, W, 3\\) uint8"):
+        pipeline.estimate_depth(model_type=MODEL, **arguments)
+    assert server.requests == [] and stub_load_model.calls == []
 
 
 # --- CLI (pure) ------------------------------------------------------------------------------
