@@ -21,6 +21,8 @@ CORE_MODULES = [
     "depth_addon.pipeline",
     "depth_addon.geometry",
     "depth_addon.cli",
+    "depth_addon.cli.depth_cmd",
+    "depth_addon.cli.mesh_cmd",
 ]
 
 
@@ -31,7 +33,7 @@ def test_core_imports_without_bpy(module):
     code = (
         "import sys, importlib; sys.modules['bpy'] = None; "
         f"importlib.import_module({module!r}); "
-        "heavy = sorted(m for m in ('torch', 'timm', 'bpy') if sys.modules.get(m) is not None); "
+        "heavy = sorted(m for m in ('torch', 'timm', 'bpy', 'cv2') if sys.modules.get(m) is not None); "
         "assert not heavy, f'imported at module level: {heavy}'"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
