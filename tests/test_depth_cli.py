@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_weights import FILENAME, PAYLOAD, WeightsServer
+from test_weights import FILENAME, PAYLOAD, serve_weights
 
 from conftest import REPO_ROOT, reference_checkpoint, reference_data
 from depth_addon import midas, pipeline
@@ -62,14 +62,7 @@ def stub_load_model(monkeypatch):
 
 @pytest.fixture
 def server(monkeypatch):
-    srv = WeightsServer(PAYLOAD)
-    srv.thread.start()
-    monkeypatch.setenv(weights.URL_BASE_ENV, srv.base)
-    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    yield srv
-    srv.httpd.shutdown()
-    srv.httpd.server_close()
+    yield from serve_weights(monkeypatch)
 
 
 @pytest.fixture

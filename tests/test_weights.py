@@ -96,8 +96,8 @@ class WeightsServer:
         return f"{self.base}/{FILENAME}"
 
 
-@pytest.fixture
-def server(monkeypatch):
+def serve_weights(monkeypatch):
+    """A running WeightsServer with PAYLOAD that weights downloads use (also for test_depth_cli)."""
     srv = WeightsServer(PAYLOAD)
     srv.thread.start()
     monkeypatch.setenv(weights.URL_BASE_ENV, srv.base)
@@ -106,6 +106,11 @@ def server(monkeypatch):
     yield srv
     srv.httpd.shutdown()
     srv.httpd.server_close()
+
+
+@pytest.fixture
+def server(monkeypatch):
+    yield from serve_weights(monkeypatch)
 
 
 @pytest.fixture
