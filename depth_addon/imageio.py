@@ -278,6 +278,25 @@ def check_depth_output(path: str | os.PathLike, colormap: str | None = None) -> 
             raise DepthAddonError(f"unknown colormap {colormap!r}; choose one of: {', '.join(COLORMAPS)}")
         if suffix != ".png":
             raise DepthAddonError(f"a colormap applies to .png output only, not {suffix}; drop --colormap")
+    check_writable(path)
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Raise DepthAddonError ``cannot write PATH: why`` unless a file can be created at ``path``.
+
+    Checked before long work: ``path`` must not be a folder, and its nearest existing parent
+    must be a writable folder (missing folders below it are created when writing).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise DepthAddonError(f"cannot write {path}: it is a folder; give a file name inside it")
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise DepthAddonError(f"cannot write {path}: {parent} is a file, not a folder; choose another location")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DepthAddonError(f"cannot write {path}: the folder {parent} is not writable; choose another location")
 
 
 def normalize_depth(depth: np.ndarray) -> np.ndarray:

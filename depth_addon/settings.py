@@ -6,7 +6,9 @@ CLI's flags and ``depth_addon.api`` keyword arguments all map onto its fields.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+import math
+import numbers
+from dataclasses import MISSING, dataclass, fields, replace
 from typing import Literal
 
 Output = Literal["mesh", "points"]
@@ -50,7 +52,11 @@ class BuildSettings:
                                           # (skipped while the scene renders through another camera)
 
     def __post_init__(self):
-        problems = []
+        problems = _type_problems(self)
+        if problems:  # the range checks below would fail on these with raw TypeErrors
+            from .errors import DepthAddonError
+
+            raise DepthAddonError("invalid settings: " + "; ".join(problems))
         if self.stride is None and self.resolution < 2:
             problems.append(f"resolution must be at least 2 (got {self.resolution})")
         if self.stride is not None and self.stride < 1:
@@ -81,3 +87,33 @@ class BuildSettings:
         if unknown:
             raise TypeError(f"unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
         return replace(self, **changes)
+
+
+def _type_problems(settings: BuildSettings) -> list[str]:
+    """Each field of the kind its annotation says (bools are not numbers here), floats finite.
+
+    Read off the annotations, so a new field is checked without a line here.
+    """
+    problems = []
+    for field in fields(settings):
+        value = getattr(settings, field.name)
+        kinds = str(field.type).replace(" ", "").split("|")
+        if value is None and "None" in kinds:
+            continue
+        if "bool" in kinds:
+            ok = isinstance(value, bool)
+        elif "int" in kinds:
+            ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        elif "float" in kinds:
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+            if ok and not math.isfinite(value):
+                problems.append(f"{field.name} must be a finite number (got {value})")
+                continue
+        else:  # Literal names: checked against their valid values in __post_init__
+            kinds, ok = ["str"], isinstance(value, str)
+        if not ok:
+            default = "" if field.default is MISSING else f", e.g. {field.default!r}"
+            wanted = " or ".join(kinds).replace("str", "a string").replace("int", "an int").replace(
+                "float", "a number").replace("bool", "True/False")
+            problems.append(f"{field.name} must be {wanted}{default} (got {type(value).__name__} {value!r})")
+    return problems

@@ -80,15 +80,35 @@ def test_truncated_checkpoint_gives_clear_error(tmp_path, fresh_cache, midas_ref
     data = reference_checkpoint("midas_v21_small_256").read_bytes()
     truncated = tmp_path / "midas_v21_small_256.pt"
     truncated.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointMismatchError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(CheckpointMismatchError, match="cut short") as info:
         load_model("midas_v21_small_256", checkpoint=truncated, device="cpu")
+    assert "besides tensors" not in str(info.value)
 
 
 def test_non_checkpoint_file_gives_clear_error(tmp_path, fresh_cache):
     text = tmp_path / "notes.pt"
     text.write_text("these are not weights\n")
-    with pytest.raises(CheckpointMismatchError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(CheckpointMismatchError, match="bytes of text, not a checkpoint"):
         load_model("midas_v21_small_256", checkpoint=text, device="cpu")
+
+
+@pytest.mark.parametrize("junk", ["random", "pickle_cut_short"])
+def test_corrupt_checkpoints_are_not_called_code_carrying(tmp_path, fresh_cache, junk):
+    """Only a pickle naming a GLOBAL carries code; junk or a cut-short pickle is corrupt."""
+    import io
+
+    import torch
+
+    legacy = io.BytesIO()
+    torch.save({"w": torch.ones(64)}, legacy, _use_new_zipfile_serialization=False)
+    data = {"random": bytes(range(256)) * 40, "pickle_cut_short": legacy.getvalue()[:200]}[junk]
+    path = tmp_path / "bad.pt"
+    path.write_bytes(data)
+    with pytest.raises(CheckpointMismatchError) as info:
+        load_model("midas_v21_small_256", checkpoint=path, device="cpu")
+    message = str(info.value)
+    assert "besides tensors" not in message and "\n" not in message
+    assert ("not a PyTorch checkpoint" if junk == "random" else "damaged PyTorch checkpoint") in message
 
 
 def test_state_dict_of_wrong_kind_is_refused(tmp_path, fresh_cache):

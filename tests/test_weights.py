@@ -24,7 +24,23 @@ pytestmark = pytest.mark.pure
 
 MODEL = "midas_v21_small_256"
 FILENAME = get_spec(MODEL).filename
-PAYLOAD = os.urandom(3 * weights.CHUNK_BYTES + 12345)
+PAYLOAD_VALUES = 3 * weights.CHUNK_BYTES // 4 + 3000
+
+
+def _checkpoint_bytes(values: int, start: int = 0) -> bytes:
+    """A real (zip-format) torch checkpoint of one float tensor: ~4 bytes per value."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({"weight": torch.arange(start, start + values, dtype=torch.float32)}, buffer)
+    return buffer.getvalue()
+
+
+# A real checkpoint (downloads are proven to be one), with the table's fingerprint made to fit it.
+PAYLOAD = _checkpoint_bytes(PAYLOAD_VALUES)
+PAYLOAD_SPEC = dataclasses.replace(get_spec(MODEL), tensor_count=1, value_count=PAYLOAD_VALUES)
 
 
 class WeightsServer:
@@ -33,7 +49,8 @@ class WeightsServer:
     ``cut_after``: for each of the next requests, bytes sent before the connection is
     dropped (the headers still promise the whole body). ``corrupt``: flip the body's bytes.
     ``ignore_range``: answer Range requests with the whole file (200). ``stall_s``: send
-    the headers, then wait before the body.
+    the headers, then wait before the body. ``etag``: sent with each answer; an ``If-Range``
+    naming another gets the whole file (RFC 9110). ``redirect``: answer 302 to the same URL.
     """
 
     def __init__(self, payload: bytes):
@@ -44,6 +61,8 @@ class WeightsServer:
         self.corrupt = False
         self.ignore_range = False
         self.stall_s = 0.0
+        self.etag: str | None = None
+        self.redirect = False
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -55,11 +74,20 @@ class WeightsServer:
                 if self.path != outer.path:
                     self.send_error(404, "Not Found")
                     return
+                if outer.redirect:
+                    self.send_response(302)
+                    self.send_header("Location", outer.path)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 data = outer.payload
                 if outer.corrupt:
                     data = bytes(b ^ 0xFF for b in data[:64]) + data[64:]
                 start, status = 0, 200
                 range_header = self.headers.get("Range")
+                if_range = self.headers.get("If-Range")
+                if if_range is not None and if_range != outer.etag:
+                    range_header = None  # the file changed since the client's copy began
                 if range_header and not outer.ignore_range:
                     start = int(range_header.removeprefix("bytes=").split("-")[0])
                     if start >= len(data):
@@ -70,6 +98,8 @@ class WeightsServer:
                         return
                     status = 206
                 self.send_response(status)
+                if outer.etag:
+                    self.send_header("ETag", outer.etag)
                 if status == 206:
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
                 self.send_header("Content-Length", str(len(data) - start))
@@ -97,7 +127,10 @@ class WeightsServer:
 
 
 def serve_weights(monkeypatch):
-    """A running WeightsServer with PAYLOAD that weights downloads use (also for test_depth_cli)."""
+    """A running WeightsServer with PAYLOAD that weights downloads use (also for test_depth_cli),
+    and the model table's fingerprint for MODEL set to PAYLOAD's."""
+    monkeypatch.setattr(weights, "get_spec", lambda model_type: PAYLOAD_SPEC if model_type == MODEL
+                        else get_spec(model_type))
     srv = WeightsServer(PAYLOAD)
     srv.thread.start()
     monkeypatch.setenv(weights.URL_BASE_ENV, srv.base)
@@ -119,7 +152,7 @@ def cache(tmp_path):
 
 
 def _with_spec(monkeypatch, **changes):
-    spec = dataclasses.replace(get_spec(MODEL), **changes)
+    spec = dataclasses.replace(PAYLOAD_SPEC, **changes)
     monkeypatch.setattr(weights, "get_spec", lambda model_type: spec)
 
 
@@ -221,7 +254,7 @@ def test_server_ignoring_range_restarts_cleanly(server, cache):
     (cache / (FILENAME + ".part")).write_bytes(b"stale bytes from another file")
     server.ignore_range = True
     path = weights.ensure_weights(MODEL, cache)
-    assert server.requests == ["bytes=29-"]
+    assert server.requests == [None]  # text is no checkpoint's start: not even resumed
     assert path.read_bytes() == PAYLOAD
 
 
@@ -351,7 +384,9 @@ def test_concurrent_callers_share_one_download(server, cache):
 def test_other_process_download_is_waited_for(server, cache):
     server.stall_s = 1.0
     code = (
-        "import sys; from depth_addon.midas import weights; "
+        "import sys, dataclasses; from depth_addon.midas import weights; "
+        f"spec = dataclasses.replace(weights.get_spec({MODEL!r}), tensor_count=1, value_count={PAYLOAD_VALUES}); "
+        "weights.get_spec = lambda model_type: spec; "
         f"weights.ensure_weights({MODEL!r}, sys.argv[1])"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), weights.URL_BASE_ENV: server.base}
@@ -397,3 +432,93 @@ def test_unwritable_folder_is_a_clear_error(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(WeightsUnavailableError, match="cannot create the weights folder"):
         weights.ensure_weights(MODEL, blocker / "sub")
+
+
+# --- a download is proven to be a checkpoint before it is kept -------------------------------------
+
+
+def _only_lock_left(cache):
+    return sorted(p.name for p in cache.iterdir()) == [FILENAME + ".lock"]
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    (b"<!DOCTYPE html><html><head><title>Sign in to the Wi-Fi</title></head><body>...</body></html>",
+     "the server sent an HTML page, not a checkpoint"),
+    (b"", "the server sent an empty file"),
+    (b"Rate limit exceeded, try again later\n", "bytes of text, not a checkpoint"),
+    (bytes(range(256)) * 64, "not a PyTorch checkpoint (neither its zip nor its pickle format)"),
+    (PAYLOAD[: len(PAYLOAD) // 3], "a zip archive cut short or damaged"),
+])
+def test_what_arrived_instead_of_a_checkpoint_is_named_and_deleted(server, cache, body, says):
+    """A captive portal, an empty or short 200 answer: nothing lands in the cache, later runs try again."""
+    server.payload = body
+    with pytest.raises(WeightsUnavailableError) as info:
+        weights.ensure_weights(MODEL, cache)
+    message = str(info.value)
+    assert says in message and "deleted" in message and "\n" not in message
+    _assert_tells_what_to_do(message, server.url, cache)
+    assert _only_lock_left(cache)
+    server.payload = PAYLOAD  # the next run downloads afresh
+    assert weights.ensure_weights(MODEL, cache).read_bytes() == PAYLOAD
+
+
+def test_another_models_checkpoint_is_refused(server, cache):
+    server.payload = _checkpoint_bytes(PAYLOAD_VALUES + 1)
+    with pytest.raises(WeightsUnavailableError, match=f"1 tensors and {PAYLOAD_VALUES + 1:,} values, not the "
+                                                      f"1 and {PAYLOAD_VALUES:,} of {MODEL}"):
+        weights.ensure_weights(MODEL, cache)
+    assert _only_lock_left(cache)
+
+
+@pytest.mark.torch
+def test_a_real_checkpoint_of_another_model_type_is_named(server, cache, monkeypatch):
+    """The real fingerprints of the table: the file is recognised as the model type it is."""
+    from conftest import reference_checkpoint
+
+    monkeypatch.setattr(weights, "get_spec", get_spec)  # the real table
+    server.payload = reference_checkpoint("dpt_levit_224").read_bytes()
+    with pytest.raises(WeightsUnavailableError, match=f"a checkpoint for dpt_levit_224, not for {MODEL}"):
+        weights.ensure_weights(MODEL, cache)
+    assert _only_lock_left(cache)
+    server.payload = reference_checkpoint(MODEL).read_bytes()
+    assert weights.ensure_weights(MODEL, cache).read_bytes() == server.payload
+
+
+def test_code_carrying_pickle_is_refused_not_run(server, cache, tmp_path):
+    import pickle
+
+    marker = tmp_path / "code-ran"
+    server.payload = b"\x80\x02cos\nmkdir\n(X" + str(marker).encode() + b"\ntR."
+    assert pickle.loads.__name__  # the payload: a protocol-2 pickle that calls os.mkdir when loaded unsafely
+    with pytest.raises(WeightsUnavailableError, match="besides tensors"):
+        weights.ensure_weights(MODEL, cache)
+    assert not marker.exists() and _only_lock_left(cache)
+
+
+def test_part_of_a_file_changed_on_the_server_is_not_resumed(server, cache):
+    """The .part began with another version of the file (another ETag): start over, never splice."""
+    server.etag = '"old"'
+    server.payload = _checkpoint_bytes(PAYLOAD_VALUES, start=7)
+    assert len(server.payload) == len(PAYLOAD) and server.payload != PAYLOAD
+    server.cut_after = [weights.CHUNK_BYTES + 7] * weights.RESUME_ATTEMPTS
+    with pytest.raises(WeightsUnavailableError, match="resumes"):
+        weights.ensure_weights(MODEL, cache)
+    server.etag, server.payload = '"new"', PAYLOAD
+    assert weights.ensure_weights(MODEL, cache).read_bytes() == PAYLOAD
+    assert server.requests[-1] == f"bytes={(weights.CHUNK_BYTES + 7) * weights.RESUME_ATTEMPTS}-"
+    assert sorted(p.name for p in cache.iterdir()) == [FILENAME]  # record and lock gone
+
+
+def test_part_of_an_html_page_is_not_resumed(server, cache):
+    cache.mkdir()
+    (cache / (FILENAME + ".part")).write_bytes(b"<html><body>captive portal</body>")
+    assert weights.ensure_weights(MODEL, cache).read_bytes() == PAYLOAD
+    assert server.requests == [None]
+
+
+def test_redirect_loop_is_one_line(server, cache):
+    server.redirect = True
+    with pytest.raises(WeightsUnavailableError) as info:
+        weights.ensure_weights(MODEL, cache)
+    message = str(info.value)
+    assert "redirects in a loop" in message and "HTTP 302" in message and "\n" not in message

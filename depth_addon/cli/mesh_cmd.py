@@ -94,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
     bad = [str(o) for o in args.outputs if o.suffix.lower() not in EXPORT_SUFFIXES]
     if bad:
         raise DepthAddonError(f"cannot write {', '.join(bad)}: use an output ending in {', '.join(EXPORT_SUFFIXES)}")
+    from ..imageio import check_writable
+
+    for output in args.outputs:
+        check_writable(output)  # before minutes of depth work, not after
     settings = settings_from_args(args)
     _check_bpy_available()
     from ..imageio import read_image

@@ -17,7 +17,7 @@ def run_command(run: Callable[[argparse.Namespace], int | None], args: argparse.
     try:
         return int(run(args) or 0)
     except DepthAddonError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, whatever a library said
         return 2
     except KeyboardInterrupt:
         print("cancelled", file=sys.stderr)

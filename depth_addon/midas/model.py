@@ -226,7 +226,9 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
         # the network right away, so the file is read once instead of into a second copy.
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as exc:
-        if "weights only load failed" in str(exc).lower():
+        # torch says "Weights only load failed" for junk bytes too; only a pickle naming a
+        # GLOBAL (a class or function to import and call) carries Python objects or code.
+        if "weights only load failed" in str(exc).lower() and "GLOBAL" in str(exc):
             raise CheckpointMismatchError(
                 f"{path.name} contains Python objects besides tensors, so it was not loaded: "
                 "only plain PyTorch state_dict checkpoints are accepted (weights_only=True); "
@@ -250,11 +252,16 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _not_a_checkpoint(path: Path, exc: BaseException) -> CheckpointMismatchError:
+    from .weights import describe_non_checkpoint
+
+    arrived = describe_non_checkpoint(path)
+    if arrived:
+        return CheckpointMismatchError(f"{path.name} is {arrived}; delete it and download it again, or use the official MiDaS .pt file")
     text = str(exc).strip()
     reason = f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__
     return CheckpointMismatchError(
-        f"{path.name} is not a readable PyTorch checkpoint (a truncated download or another kind of "
-        f"file; {reason}); delete it and download it again"
+        f"{path.name} is a damaged PyTorch checkpoint (cut short or corrupted; {reason}); "
+        "delete it and download it again"
     )
 
 

@@ -8,9 +8,12 @@ extension's user directory), the platform user cache (``$XDG_CACHE_HOME/depth_ad
 or ``~/.cache/depth_addon/weights`` on Linux, ``~/Library/Caches/depth_addon/weights`` on
 macOS, ``%LOCALAPPDATA%\\depth_addon\\weights`` on Windows).
 
-Downloads go to ``<file>.part`` and are renamed into place only once complete and verified
-(size and sha256 where the model table knows them), so a cache file is never half written.
-An interrupted download resumes with an HTTP Range request. ``$DEPTH_ADDON_WEIGHTS_URL_BASE``
+Downloads go to ``<file>.part`` and are renamed into place only once complete and proven to
+be a checkpoint of that model type (zip / pickle structure, a ``weights_only`` load, the
+table's tensor fingerprint, size and sha256 where the table knows them): a captive portal's
+HTML page, an empty or cut-short body or another model's file never lands in the cache.
+An interrupted download resumes with an HTTP Range request (``If-Range`` with the server's
+validator recorded in ``<file>.part.json``, so a file changed on the server restarts). ``$DEPTH_ADDON_WEIGHTS_URL_BASE``
 replaces the release URL's folder (a mirror, or a local test server).
 """
 
@@ -20,17 +23,19 @@ import contextlib
 import errno
 import hashlib
 import http.client
+import json
 import os
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import CancelledError, WeightsUnavailableError
-from .registry import get_spec
+from ..errors import CancelledError, CheckpointMismatchError, DependencyMissingError, WeightsUnavailableError
+from .registry import ModelSpec, get_spec
 
 WEIGHTS_DIR_ENV = "DEPTH_ADDON_WEIGHTS_DIR"
 URL_BASE_ENV = "DEPTH_ADDON_WEIGHTS_URL_BASE"
@@ -40,6 +45,7 @@ RESUME_ATTEMPTS = 3
 
 ProgressFn = Callable[[int, "int | None"], None]
 CancelFn = Callable[[], bool]
+CheckFn = Callable[[Path], "str | None"]  # a downloaded file -> what it is instead, or None when fine
 
 # What a non-blocking lock attempt fails with while another process holds the lock
 # (flock: EWOULDBLOCK; msvcrt.locking: EACCES, or EDEADLOCK, which is EDEADLK).
@@ -137,7 +143,7 @@ def ensure_weights(
         if found is not None:
             return found
         download(url, dest, size=spec.size_bytes, sha256=spec.sha256, progress=progress, cancel=cancel,
-                 timeout=timeout)
+                 timeout=timeout, check=lambda path: checkpoint_problem(path, spec))
     return dest
 
 
@@ -151,13 +157,15 @@ def download(
     cancel: CancelFn | None = None,
     timeout: float = TIMEOUT_S,
     attempts: int = RESUME_ATTEMPTS,
+    check: CheckFn | None = None,
 ) -> Path:
     """Download ``url`` to ``dest`` via ``dest.part``, resuming after dropped connections.
 
     ``sha256`` may be a full hex digest or a prefix (older MiDaS file names carry 8 hex
-    digits). Content that fails the size or hash check is deleted and raises
-    WeightsUnavailableError; an interrupted transfer keeps the ``.part`` and is retried with
-    a Range request up to ``attempts`` times in total before giving up.
+    digits). ``check(part)`` proves the complete file (None = fine, else what arrived, e.g.
+    ``checkpoint_problem``). Content that fails the size, hash or check is deleted and raises
+    WeightsUnavailableError saying what arrived; an interrupted transfer keeps the ``.part``
+    and is retried with a Range request up to ``attempts`` times in total before giving up.
     """
     dest = Path(dest)
     part = dest.with_name(dest.name + ".part")
@@ -169,7 +177,7 @@ def download(
         except urllib.error.HTTPError as exc:
             exc.close()  # it holds the open connection, kept alive as the new error's __cause__
             # A server that answers with an error will answer the same way on retry.
-            raise _unavailable(url, dest, f"the server answered HTTP {exc.code} {exc.reason}") from exc
+            raise _unavailable(url, dest, _http_problem(exc)) from exc
         except urllib.error.URLError as exc:
             raise _unavailable(url, dest, f"cannot reach the server ({_reason(exc.reason)})") from exc
         except (OSError, http.client.HTTPException) as exc:
@@ -177,11 +185,12 @@ def download(
         else:
             last_problem = "the server closed the connection before the end of the file"
         if complete:
-            _verify(part, url, dest, size, sha256)
+            _verify(part, url, dest, size, sha256, check)
             try:
                 os.replace(part, dest)
             except OSError as exc:
                 raise _cannot_write(dest, exc) from exc
+            _part_record(part).unlink(missing_ok=True)
             return dest
     have = part.stat().st_size if part.exists() else 0
     raise _unavailable(
@@ -192,14 +201,18 @@ def download(
 def _fetch_into(url, part: Path, size, progress, cancel, timeout) -> bool:
     """One HTTP request appending to ``part``; True when the file is complete."""
     offset = part.stat().st_size if part.exists() else 0
-    if size is not None and offset > size:
-        part.unlink()
-        offset = 0
+    record = _read_part_record(part)
+    if offset and not _may_resume(part, url, size, record):
+        _discard_part(part)
+        offset, record = 0, {}
     if size is not None and offset == size:
         return True
     request = urllib.request.Request(url, headers={"User-Agent": "depth_addon"})
     if offset:
         request.add_header("Range", f"bytes={offset}-")
+        validator = record.get("etag") or record.get("last_modified")
+        if validator:  # the server sends the whole file instead if it changed since the .part began
+            request.add_header("If-Range", validator)
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
@@ -207,15 +220,18 @@ def _fetch_into(url, part: Path, size, progress, cancel, timeout) -> bool:
             exc.close()
             # Range not satisfiable: the .part is already whole (or longer than the file).
             total = _content_range_total(exc.headers.get("Content-Range", ""))
-            if total == offset:
+            if total == offset and record.get("total") in (None, total):
                 return True
-            part.unlink()
+            _discard_part(part)
             return False
         raise
     with response:
-        if offset and (response.status != 206 or _content_range_start(response) != offset):
-            offset = 0  # the server ignored Range (or sent another range): start over
+        if offset and (response.status != 206 or _content_range_start(response) != offset
+                       or record.get("total") not in (None, _expected_length(response, offset))):
+            offset = 0  # the server ignored Range, sent another range or has another file now: start over
         expected = _expected_length(response, offset)
+        if not offset:
+            _write_part_record(part, url, response, expected)
         total = expected if expected is not None else size
         done = offset
         try:
@@ -266,7 +282,7 @@ def _content_range_total(header: str) -> int | None:
     return int(total) if total.isdigit() else None
 
 
-def _verify(part: Path, url: str, dest: Path, size: int | None, sha256: str | None) -> None:
+def _verify(part: Path, url: str, dest: Path, size: int | None, sha256: str | None, check: CheckFn | None) -> None:
     actual_size = part.stat().st_size
     problem = None
     if size is not None and actual_size != size:
@@ -276,8 +292,122 @@ def _verify(part: Path, url: str, dest: Path, size: int | None, sha256: str | No
         if not digest.startswith(sha256.lower()):
             problem = f"its sha256 is {digest}, expected {sha256}"
     if problem:
-        part.unlink()
-        raise _unavailable(url, dest, f"the downloaded file is corrupt ({problem}) and was deleted")
+        arrived = describe_non_checkpoint(part) if check is not None else None
+        _discard_part(part)
+        arrived = f"; the server sent {arrived}" if arrived else ""
+        raise _unavailable(url, dest, f"the downloaded file is corrupt ({problem}{arrived}) and was deleted")
+    arrived = check(part) if check is not None else None
+    if arrived:
+        _discard_part(part)
+        raise _unavailable(url, dest, f"the server sent {arrived}; it was deleted")
+
+
+# --- proving a download is a checkpoint -------------------------------------------------------
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTO = 0x80  # pickle protocol 2+ opcode: how torch's legacy (pre-zip) format starts
+_SNIFF_BYTES = 1024
+
+
+def describe_non_checkpoint(path: Path) -> str | None:
+    """What ``path`` holds if it cannot be a PyTorch checkpoint (``"an HTML page"``), else None.
+
+    Only looks at the structure (stdlib, cheap): torch saves a zip with a ``data.pkl`` inside
+    (since torch 1.6) or, in the legacy format, a pickle stream. None does not prove the file
+    loads; ``checkpoint_problem`` does that.
+    """
+    size = path.stat().st_size
+    if size == 0:
+        return "an empty file"
+    with open(path, "rb") as fh:
+        head = fh.read(_SNIFF_BYTES)
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith((b"<!doctype html", b"<html", b"<head", b"<body")) or b"<html" in text:
+        return "an HTML page, not a checkpoint"
+    if head.startswith(_ZIP_MAGIC):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return f"a zip archive cut short or damaged ({size:,} bytes), not a whole checkpoint"
+        if not any(name.endswith("data.pkl") for name in names):
+            return "a zip archive without PyTorch data, not a checkpoint"
+        return None
+    if head[0] == _PICKLE_PROTO:
+        return None
+    if all(32 <= b < 127 or b in b"\t\r\n" for b in head):
+        return f"{size:,} bytes of text, not a checkpoint"
+    return f"{size:,} bytes that are not a PyTorch checkpoint (neither its zip nor its pickle format)"
+
+
+def checkpoint_problem(path: Path, spec: ModelSpec) -> str | None:
+    """None if ``path`` is a checkpoint for ``spec``'s model type, else what it is instead.
+
+    Checks the structure, then (where torch is installed) loads it with ``weights_only=True``
+    and compares its tensor count and value count with the model table's fingerprint.
+    """
+    arrived = describe_non_checkpoint(path)
+    if arrived:
+        return arrived
+    try:
+        from .model import matching_model_types, read_checkpoint
+    except DependencyMissingError:
+        return None  # no torch here (Blender before the installer ran): the structure check is all
+    try:
+        state_dict = read_checkpoint(path)
+    except CheckpointMismatchError as exc:
+        return f"a file PyTorch cannot load as a checkpoint ({exc})"
+    if spec.tensor_count is None or spec.value_count is None:
+        return None
+    tensors = len(state_dict)
+    values = sum(int(t.numel()) for t in state_dict.values())
+    if (tensors, values) == (spec.tensor_count, spec.value_count):
+        return None
+    others = matching_model_types(state_dict)
+    if others:
+        return f"a checkpoint for {others[0]}, not for {spec.name}"
+    return (f"a checkpoint with {tensors} tensors and {values:,} values, not the {spec.tensor_count} and "
+            f"{spec.value_count:,} of {spec.name}")
+
+
+# --- the .part file's provenance --------------------------------------------------------------
+
+
+def _part_record(part: Path) -> Path:
+    return part.with_name(part.name + ".json")
+
+
+def _read_part_record(part: Path) -> dict:
+    try:
+        record = json.loads(_part_record(part).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _write_part_record(part: Path, url: str, response, total: int | None) -> None:
+    """Remember where the new ``.part`` comes from, so a resume never appends another file to it."""
+    record = {"url": url, "etag": response.headers.get("ETag"),
+              "last_modified": response.headers.get("Last-Modified"), "total": total}
+    with contextlib.suppress(OSError):  # without a record the .part is still resumed, checked by structure
+        _part_record(part).write_text(json.dumps(record), encoding="utf-8")
+
+
+def _may_resume(part: Path, url: str, size: int | None, record: dict) -> bool:
+    """Whether appending to ``part`` can give ``url``'s file: same source, not too long, a checkpoint's start."""
+    have = part.stat().st_size
+    if record.get("url") not in (None, url) or (size is not None and have > size):
+        return False
+    if record.get("total") is not None and have > record["total"]:
+        return False
+    with open(part, "rb") as fh:
+        head = fh.read(len(_ZIP_MAGIC))
+    return head.startswith(_ZIP_MAGIC[: len(head)]) or head[:1] == bytes([_PICKLE_PROTO])
+
+
+def _discard_part(part: Path) -> None:
+    part.unlink(missing_ok=True)
+    _part_record(part).unlink(missing_ok=True)
 
 
 def _sha256_file(path: Path) -> str:
@@ -379,6 +509,13 @@ def _unlock_file(handle) -> None:
         import fcntl
 
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _http_problem(exc: urllib.error.HTTPError) -> str:
+    """One line for an HTTP error (urllib's own text for a redirect loop has three)."""
+    if 300 <= exc.code < 400:
+        return f"the server redirects in a loop or without a target (HTTP {exc.code})"
+    return f"the server answered HTTP {exc.code} {' '.join(str(exc.reason).split())}"
 
 
 def _reason(reason) -> str:

@@ -1,0 +1,74 @@
+"""Classes of bad input, each one clear line (issue 10): settings, output paths, API arguments."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO_ROOT, SAMPLES
+from depth_addon.errors import DepthAddonError
+from depth_addon.settings import BuildSettings
+
+SAMPLE_DEPTH = SAMPLES / "chelsea_depth.png"
+FLOAT_FIELDS = ("fov_deg", "tear_threshold", "near", "far", "relief_strength", "point_size")
+
+
+@pytest.mark.pure
+@pytest.mark.parametrize("name", FLOAT_FIELDS)
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_every_float_setting_is_finite_checked(name, value):
+    with pytest.raises(DepthAddonError, match=f"{name} must be a finite number"):
+        BuildSettings(**{name: value})
+
+
+@pytest.mark.pure
+@pytest.mark.parametrize(("name", "value"), [("resolution", "512"), ("resolution", 2.5), ("tear", "yes"),
+                                             ("near", "1"), ("output", 3), ("stride", True)])
+def test_settings_of_the_wrong_type_name_the_field(name, value):
+    with pytest.raises(DepthAddonError, match=f"invalid settings: {name} must be"):
+        BuildSettings(**{name: value})
+
+
+@pytest.mark.pure
+def test_numpy_numbers_are_fine():
+    settings = BuildSettings(near=np.float32(2.0), far=np.float64(20.0), resolution=np.int64(64))
+    assert settings.near == 2.0 and settings.resolution == 64
+
+
+def run_mesh(*args):
+    return subprocess.run([sys.executable, "-m", "depth_addon", "mesh", *map(str, args)], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.pure
+@pytest.mark.parametrize("where", ["parent_is_a_file", "existing_folder"])
+def test_mesh_output_path_problems_exit_2_before_work(tmp_path, sample_photo, where):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    (tmp_path / "out.glb").mkdir()
+    output = {"parent_is_a_file": blocker / "sub" / "out.glb", "existing_folder": tmp_path / "out.glb"}[where]
+    # No --depth: the check must come before the (here impossible) weights download.
+    result = run_mesh(sample_photo, "-o", tmp_path / "fine.blend", "-o", output)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: cannot write {output}") and result.stderr.count("\n") == 1
+    assert "download" not in result.stderr and not (tmp_path / "fine.blend").exists()
+
+
+@pytest.mark.pure
+def test_depth_output_into_a_file_exits_2(tmp_path, sample_photo):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    result = subprocess.run([sys.executable, "-m", "depth_addon", "depth", str(sample_photo), "-o",
+                             str(blocker / "d.png")], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and result.stderr.startswith("error: cannot write") and "is a file" in result.stderr
+
+
+@pytest.mark.pure
+def test_nan_float_option_exits_2(tmp_path, sample_photo):
+    result = run_mesh(sample_photo, "--depth", SAMPLE_DEPTH, "--relief-strength", "nan", "-o", tmp_path / "x.obj")
+    assert result.returncode == 2 and "relief_strength must be a finite number" in result.stderr
+    assert not (tmp_path / "x.obj").exists()
