@@ -21,8 +21,8 @@ import bpy
 import numpy as np
 
 from .blender.build import build_objects, remesh_object, set_point_size
-from .errors import CancelledError, ImageReadError
-from .geometry.depth import guess_depth_kind
+from .errors import CancelledError, DepthAddonError, ImageReadError
+from .geometry.depth import DEPTH_KINDS, guess_depth_kind
 from .midas.registry import DEFAULT_MODEL
 from .settings import BuildSettings
 
@@ -55,6 +55,7 @@ def image_to_object(image, *, depth=None, depth_kind=None, model=DEFAULT_MODEL, 
     progress(fraction, message), cancel() -> bool: see ``depth_addon.pipeline.estimate_depth``.
     Raises a ``DepthAddonError`` subclass for anything the user can fix.
     """
+    _check_arguments(settings=settings, collection=collection, name=name, depth=depth, depth_kind=depth_kind)
     settings = (settings or BuildSettings()).with_changes(**setting_overrides)
     photo_path, rgb = _photo_pixels(image)
     if depth is None:
@@ -87,6 +88,7 @@ def build_from_depth(image, depth, settings, name=None, collection=None, fov_deg
 
     fov_deg: horizontal FOV; None = ``settings.fov_deg``, else the photo's EXIF, else the default.
     """
+    _check_arguments(settings=settings, collection=collection, name=name, depth=depth, fov_deg=fov_deg)
     settings = settings or BuildSettings()
     if isinstance(depth, (str, os.PathLike)):
         from .imageio import read_depth
@@ -99,6 +101,7 @@ def build_from_depth(image, depth, settings, name=None, collection=None, fov_deg
 def build_from_pixels(photo_path, rgb, depth, settings, name=None, collection=None, fov_deg=None
                       ) -> DepthImportResult:
     """Like ``build_from_depth`` for a photo file already read as (H, W, 3) uint8 ``rgb`` (no second read)."""
+    _check_arguments(settings=settings, collection=collection, name=name, depth=depth, fov_deg=fov_deg)
     photo_path = Path(photo_path)
     return _build(photo_path, photo_path, rgb, np.asarray(depth, dtype=np.float32), settings, name, collection, fov_deg)
 
@@ -110,6 +113,35 @@ def remesh(obj, settings=None, **setting_overrides) -> None:
     overrides change single fields, e.g. ``remesh(obj, resolution=256, tear=False)``.
     """
     remesh_object(obj, settings, **setting_overrides)
+
+
+def _check_arguments(*, settings, collection, name, depth, depth_kind=None, fov_deg=None) -> None:
+    """Refuse arguments of the wrong kind at the door, naming them, before any datablock exists."""
+    if settings is not None and not isinstance(settings, BuildSettings):
+        raise TypeError(f"settings must be a depth_addon.settings.BuildSettings, not {type(settings).__name__}; "
+                        "pass single fields as keyword arguments, e.g. resolution=256")
+    if collection is not None and not isinstance(collection, bpy.types.Collection):
+        raise TypeError(f"collection must be a bpy.types.Collection (e.g. bpy.data.collections[{collection!r}]), "
+                        f"not {type(collection).__name__}")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a string, not {type(name).__name__}")
+    if depth_kind is not None and depth_kind not in DEPTH_KINDS:
+        raise DepthAddonError(f"depth_kind must be one of {', '.join(DEPTH_KINDS)} (got {depth_kind!r})")
+    if fov_deg is not None:
+        BuildSettings(fov_deg=fov_deg)  # the same range and finiteness check as the setting
+    if depth is None or isinstance(depth, (str, os.PathLike)):
+        return
+    if isinstance(depth, bpy.types.Image):
+        raise TypeError("depth must be an (H, W) array or a depth file path, not a bpy.types.Image; "
+                        "pass its pixels or the file it came from")
+    try:
+        values = np.asarray(depth)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"depth must be an (H, W) array of numbers or a file path, not {type(depth).__name__}") from exc
+    if values.dtype.kind not in "iuf":
+        raise DepthAddonError(f"depth must hold numbers, not {values.dtype} values")
+    if values.ndim != 2 or values.size == 0:
+        raise DepthAddonError(f"depth must be an (H, W) array (height x width), not an array of shape {values.shape}")
 
 
 def _build(image, photo_path, rgb, depth, settings, name, collection, fov_deg) -> DepthImportResult:

@@ -72,3 +72,41 @@ def test_nan_float_option_exits_2(tmp_path, sample_photo):
     result = run_mesh(sample_photo, "--depth", SAMPLE_DEPTH, "--relief-strength", "nan", "-o", tmp_path / "x.obj")
     assert result.returncode == 2 and "relief_strength must be a finite number" in result.stderr
     assert not (tmp_path / "x.obj").exists()
+
+
+def _datablock_counts():
+    import bpy
+
+    return {kind: len(getattr(bpy.data, kind)) for kind in ("objects", "meshes", "images", "materials", "cameras")}
+
+
+@pytest.mark.blender
+@pytest.mark.parametrize(("arguments", "error", "names"), [
+    ({"settings": {"resolution": 64}}, TypeError, "settings must be"),
+    ({"collection": "Collection"}, TypeError, "collection must be a bpy.types.Collection"),
+    ({"name": 7}, TypeError, "name must be a string"),
+    ({"depth": np.zeros((4, 6, 3), np.float32)}, DepthAddonError, "depth must be an (H, W) array"),
+    ({"depth": np.zeros((0, 0), np.float32)}, DepthAddonError, "depth must be an (H, W) array"),
+    ({"depth": [["a", "b"], ["c", "d"]]}, DepthAddonError, "depth must hold numbers"),
+    ({"depth": np.ones((3, 3)), "depth_kind": "meters"}, DepthAddonError, "depth_kind must be one of"),
+])
+def test_api_arguments_are_checked_at_the_door(sample_photo, arguments, error, names):
+    from depth_addon import api
+
+    before = _datablock_counts()
+    with pytest.raises(error) as info:
+        api.image_to_object(sample_photo, **({"depth": np.ones((30, 45), np.float32)} | arguments))
+    assert names in str(info.value)
+    assert _datablock_counts() == before
+
+
+@pytest.mark.blender
+def test_build_from_depth_checks_its_arguments_too(sample_photo):
+    from depth_addon import api
+
+    before = _datablock_counts()
+    with pytest.raises(TypeError, match="settings must be"):
+        api.build_from_depth(sample_photo, np.ones((30, 45)), {"output": "mesh"})
+    with pytest.raises(DepthAddonError, match="fov_deg must be a finite number"):
+        api.build_from_depth(sample_photo, np.ones((30, 45)), BuildSettings(), fov_deg=math.nan)
+    assert _datablock_counts() == before
