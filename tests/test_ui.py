@@ -485,9 +485,9 @@ def test_poll_messages_explain_what_to_do(addon, monkeypatch):
 
 @pytest.fixture
 def local_weights_server(tmp_path, monkeypatch):
-    """A 127.0.0.1 HTTP server holding a stand-in weights file; the weights manager points at it.
+    """A 127.0.0.1 HTTP server holding the reference checkpoint; the weights manager points at it.
 
-    The model table gives no size or sha256 for this model, so any bytes are accepted.
+    A real checkpoint of the model type: downloads are proven to be one before they are kept.
     """
     import functools
     import http.server
@@ -495,7 +495,7 @@ def local_weights_server(tmp_path, monkeypatch):
 
     served = tmp_path / "served"
     served.mkdir()
-    (served / f"{MODEL}.pt").write_bytes(b"stand-in weights " * 1000)
+    (served / f"{MODEL}.pt").symlink_to(reference_checkpoint(MODEL))
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
     handler.log_message = lambda *args: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
