@@ -121,8 +121,8 @@ def _check_arguments(*, settings, collection, name, depth, depth_kind=None, fov_
         raise TypeError(f"settings must be a depth_addon.settings.BuildSettings, not {type(settings).__name__}; "
                         "pass single fields as keyword arguments, e.g. resolution=256")
     if collection is not None and not isinstance(collection, bpy.types.Collection):
-        raise TypeError(f"collection must be a bpy.types.Collection (e.g. bpy.data.collections[{collection!r}]), "
-                        f"not {type(collection).__name__}")
+        hint = f" (e.g. bpy.data.collections[{collection!r}])" if isinstance(collection, str) else ""
+        raise TypeError(f"collection must be a bpy.types.Collection{hint}, not {type(collection).__name__}")
     if name is not None and not isinstance(name, str):
         raise TypeError(f"name must be a string, not {type(name).__name__}")
     if depth_kind is not None and depth_kind not in DEPTH_KINDS:

@@ -14,6 +14,7 @@ from typing import Literal
 Output = Literal["mesh", "points"]
 Projection = Literal["perspective", "relief"]
 DepthKind = Literal["inverse", "metric", "relative"]
+Shader = Literal["principled", "shadeless", "emission"]  # as Import Images as Planes
 
 # Blender's camera lens is at least 1 mm on our 36 mm sensor (173.6 degrees): stay clearly below.
 MAX_FOV_DEG = 170.0
@@ -44,7 +45,8 @@ class BuildSettings:
     far: float = 10.0                     # distance of the farthest inverse/relative depth
     relief_strength: float = 0.25         # relief displacement, as a fraction of the image width
     shade_smooth: bool = True
-    shadeless: bool = False               # emission material instead of Principled BSDF
+    shader: Shader = "principled"         # principled: lit; shadeless: the photo's colours to the camera,
+                                          # unlit (glTF KHR_materials_unlit); emission: glows, lights the scene
     point_size: float = 0.01              # point radius in scene units at the median distance
                                           # (perspective: grows with distance, same size on screen)
     add_camera: bool = True
@@ -72,7 +74,8 @@ class BuildSettings:
             problems.append(f"point_size must be > 0 (got {self.point_size})")
         for name, value, valid in (("output", self.output, ("mesh", "points")),
                                    ("projection", self.projection, ("perspective", "relief")),
-                                   ("depth_kind", self.depth_kind, ("inverse", "metric", "relative"))):
+                                   ("depth_kind", self.depth_kind, ("inverse", "metric", "relative")),
+                                   ("shader", self.shader, ("principled", "shadeless", "emission"))):
             if value not in valid:
                 problems.append(f"{name} must be one of {', '.join(valid)} (got {value!r})")
         if problems:

@@ -44,7 +44,7 @@ def main(argv=None) -> int:
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     depth = None if args.weights else args.depth
-    result = api.image_to_object(args.photo, depth=depth, weights=args.weights, resolution=451, shadeless=True)
+    result = api.image_to_object(args.photo, depth=depth, weights=args.weights, resolution=451, shader="shadeless")
     scene = bpy.context.scene
     scene.render.engine = "CYCLES"
     scene.cycles.device = "CPU"

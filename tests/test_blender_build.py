@@ -237,19 +237,19 @@ def test_failure_leaves_no_datablocks(sample_photo):
     from depth_addon import api
 
     before = datablock_counts()
-    not_a_collection = bpy.data.materials.new("not a collection")
-    before["materials"] += 1
+    removed_collection = bpy.data.collections.new("removed")  # passes the door, fails when linking
+    bpy.data.collections.remove(removed_collection)
     for output in ("mesh", "points"):
-        with pytest.raises(AttributeError):
+        with pytest.raises(ReferenceError):
             api.image_to_object(str(sample_photo), depth=metric_depth(), depth_kind="metric", output=output,
-                                collection=not_a_collection, resolution=16)
+                                collection=removed_collection, resolution=16)
         assert datablock_counts() == before
     # a failing second import of a photo leaves the first import's image alone
     first = import_sample(sample_photo, resolution=16)
     before = datablock_counts()
-    with pytest.raises(AttributeError):
+    with pytest.raises(ReferenceError):
         api.image_to_object(str(sample_photo), depth=metric_depth(), depth_kind="metric",
-                            collection=not_a_collection, resolution=16)
+                            collection=removed_collection, resolution=16)
     assert datablock_counts() == before and first.object.active_material.node_tree.nodes["Image Texture"].image
 
 
@@ -508,7 +508,7 @@ def test_points_render_the_photo_through_the_camera(tmp_path, sample_photo, monk
     # a pixel is 4 * tan(25 deg) / 32 = 0.058 units wide at the median distance: radius 0.045
     # covers every pixel centre with its own point (half diagonal 0.041) and no neighbour's (0.058)
     result = api.image_to_object(str(tmp_path / "crop.png"), depth=metric_depth(height, width), depth_kind="metric",
-                                 output="points", stride=1, point_size=0.045, fov_deg=50.0, shadeless=True)
+                                 output="points", stride=1, point_size=0.045, fov_deg=50.0, shader="shadeless")
     assert result.object.type == ("MESH" if use_point_cloud is False else "POINTCLOUD")
     scene = bpy.context.scene
     assert scene.camera == result.camera and (scene.render.resolution_x, scene.render.resolution_y) == (width, height)
@@ -560,12 +560,13 @@ def test_points_fallback_failure_keeps_an_existing_node_group(sample_photo, poin
 
     from depth_addon import api
 
-    not_a_collection = bpy.data.materials.new("not a collection")
+    removed_collection = bpy.data.collections.new("removed")  # passes the door, fails when linking
+    bpy.data.collections.remove(removed_collection)
 
     def fail():
-        with pytest.raises(AttributeError):
+        with pytest.raises(ReferenceError):
             api.image_to_object(str(sample_photo), depth=metric_depth(), depth_kind="metric", output="points",
-                                collection=not_a_collection, stride=10)
+                                collection=removed_collection, stride=10)
 
     before = datablock_counts()
     fail()

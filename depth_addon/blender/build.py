@@ -193,11 +193,11 @@ def _new_geometry(name, photo, rgb, depth, settings, fov_deg):
     if settings.output == "points":
         arrays = build_points(rgb, depth, settings, fov_deg=fov_deg)
         data = new_points_data(name, arrays)
-        material = datablocks.point_material(name, settings.shadeless)
+        material = datablocks.point_material(name, settings.shader)
     elif settings.output == "mesh":
         arrays = build_mesh(depth, settings, fov_deg=fov_deg)
         data = new_mesh(name, arrays, settings.shade_smooth)
-        material = datablocks.photo_material(name, photo, settings.shadeless)
+        material = datablocks.photo_material(name, photo, settings.shader)
     else:
         raise ValueError(f"unknown output {settings.output!r}; valid: mesh, points")
     return data, material, arrays.camera

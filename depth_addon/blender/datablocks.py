@@ -107,8 +107,8 @@ def _exif_orientation(path: Path) -> int | None:
 
 # ---------------------------------------------------------------- materials
 
-def photo_material(name: str, image: bpy.types.Image, shadeless: bool) -> bpy.types.Material:
-    """Material showing ``image`` through the mesh's UV map: Principled BSDF, or emission when shadeless."""
+def photo_material(name: str, image: bpy.types.Image, shader: str) -> bpy.types.Material:
+    """Material showing ``image`` through the mesh's UV map with ``shader`` (see ``_shade``)."""
     material = _node_material(name)
     nodes, links = material.node_tree.nodes, material.node_tree.links
     nodes.clear()
@@ -116,13 +116,13 @@ def photo_material(name: str, image: bpy.types.Image, shadeless: bool) -> bpy.ty
     texture = nodes.new("ShaderNodeTexImage")
     texture.image = image
     texture.extension = "EXTEND"  # no wrap-around bleeding at the photo's borders
-    texture.location = (-500, 0)
+    texture.location = (-700, 0)
     output.location = (300, 0)
-    _shade(nodes, links, texture.outputs["Color"], output, shadeless)
+    _shade(nodes, links, texture.outputs["Color"], output, shader)
     return material
 
 
-def point_material(name: str, shadeless: bool) -> bpy.types.Material:
+def point_material(name: str, shader: str) -> bpy.types.Material:
     """Material colouring each point by its ``Col`` attribute."""
     material = _node_material(name)
     nodes, links = material.node_tree.nodes, material.node_tree.links
@@ -131,9 +131,9 @@ def point_material(name: str, shadeless: bool) -> bpy.types.Material:
     attribute = nodes.new("ShaderNodeAttribute")
     attribute.attribute_type = "GEOMETRY"
     attribute.attribute_name = COLOR_ATTRIBUTE
-    attribute.location = (-500, 0)
+    attribute.location = (-700, 0)
     output.location = (300, 0)
-    _shade(nodes, links, attribute.outputs["Color"], output, shadeless)
+    _shade(nodes, links, attribute.outputs["Color"], output, shader)
     return material
 
 
@@ -144,16 +144,43 @@ def _node_material(name: str) -> bpy.types.Material:
     return material
 
 
-def _shade(nodes, links, color_socket, output, shadeless: bool) -> None:
-    if shadeless:
-        shader = nodes.new("ShaderNodeEmission")
-        links.new(color_socket, shader.inputs["Color"])
-        links.new(shader.outputs["Emission"], output.inputs["Surface"])
+def _shade(nodes, links, color_socket, output, shader: str) -> None:
+    """The shaders of Import Images as Planes, in the node layouts exporters recognise.
+
+    principled: Principled BSDF (roughness 1: the photo already holds its lighting).
+    shadeless: Mix Shader by Light Path "Is Camera Ray": camera rays see an Emission of the
+      colour (exactly the photo under the Standard view transform), other rays a Diffuse BSDF, so
+      it lights nothing. This is the layout glTF-Blender-IO exports as ``KHR_materials_unlit``; an
+      unconnected Principled BSDF also carries the colour, as OBJ's ``map_Kd``, whose exporter
+      reads the first Principled BSDF of a material.
+    emission: a Principled BSDF with black base colour emitting the colour (strength 1).
+    """
+    principled = nodes.new("ShaderNodeBsdfPrincipled")
+    principled.inputs["Roughness"].default_value = 1.0
+    principled.location = (-250, 300)
+    if shader == "emission":
+        principled.inputs["Base Color"].default_value = (0.0, 0.0, 0.0, 1.0)
+        principled.inputs["Specular IOR Level"].default_value = 0.0
+        principled.inputs["Emission Strength"].default_value = 1.0
+        links.new(color_socket, principled.inputs["Emission Color"])
     else:
-        shader = nodes.new("ShaderNodeBsdfPrincipled")
-        shader.inputs["Roughness"].default_value = 1.0  # the photo already holds its lighting
-        links.new(color_socket, shader.inputs["Base Color"])
-        links.new(shader.outputs["BSDF"], output.inputs["Surface"])
+        links.new(color_socket, principled.inputs["Base Color"])
+    if shader != "shadeless":
+        links.new(principled.outputs["BSDF"], output.inputs["Surface"])
+        return
+    light_path = nodes.new("ShaderNodeLightPath")
+    diffuse = nodes.new("ShaderNodeBsdfDiffuse")
+    emission = nodes.new("ShaderNodeEmission")
+    mix = nodes.new("ShaderNodeMixShader")
+    for node, location in ((light_path, (-250, -100)), (diffuse, (-250, -450)), (emission, (-250, -600)),
+                           (mix, (100, 0))):
+        node.location = location
+    links.new(color_socket, diffuse.inputs["Color"])
+    links.new(color_socket, emission.inputs["Color"])
+    links.new(light_path.outputs["Is Camera Ray"], mix.inputs["Fac"])
+    links.new(diffuse.outputs["BSDF"], mix.inputs[1])
+    links.new(emission.outputs["Emission"], mix.inputs[2])
+    links.new(mix.outputs["Shader"], output.inputs["Surface"])
 
 
 # ---------------------------------------------------------------- camera

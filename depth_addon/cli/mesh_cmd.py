@@ -8,16 +8,20 @@ is touched, so a missing-weights error exits 2 without writing anything.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import os
 import sys
+import typing
 from pathlib import Path
 
 from ..errors import DependencyMissingError, DepthAddonError
 from ..geometry.depth import guess_depth_kind
-from ..midas.registry import DEFAULT_MODEL, DEVICES, MODEL_TYPES
-from ..settings import BuildSettings
+from ..midas.registry import DEFAULT_MODEL, DEVICES, MODEL_TYPES, PRECISIONS
+from ..settings import DEFAULT_FOV_DEG, BuildSettings, Shader
 
 EXPORT_SUFFIXES = (".blend", ".glb", ".gltf", ".obj", ".ply")
+SHADERS = typing.get_args(Shader)
 HELP = "photo -> textured mesh or coloured point cloud (+ camera), saved as .blend/.glb/.gltf/.obj/.ply"
 
 
@@ -37,15 +41,23 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help=f"MiDaS model type, one of: {', '.join(MODEL_TYPES)} (default {DEFAULT_MODEL})")
     g.add_argument("--weights", type=Path, metavar="FILE", help="official MiDaS .pt for --model (skips the download)")
     g.add_argument("--device", choices=DEVICES, default="auto", help="where to run MiDaS (default auto)")
+    g.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="float precision on the GPU (default: %(default)s)")
     g = p.add_argument_group("geometry")
-    g.add_argument("--mode", choices=("mesh", "points"), default=defaults.output, help="mesh or point cloud")
-    g.add_argument("--projection", choices=("perspective", "relief"), default=defaults.projection)
+    g.add_argument("--mode", choices=("mesh", "points"), default=defaults.output,
+                   help="mesh or point cloud (default: %(default)s)")
+    g.add_argument("--projection", choices=("perspective", "relief"), default=defaults.projection,
+                   help="perspective: unprojected through the photo's camera; relief: a displaced plane "
+                   "(default: %(default)s)")
     g.add_argument("--fov", type=float, metavar="DEG",
-                   help="horizontal field of view (default: photo's EXIF, else settings.DEFAULT_FOV_DEG)")
-    g.add_argument("--near", type=float, default=defaults.near, help="distance of the nearest inverse/relative depth")
-    g.add_argument("--far", type=float, default=defaults.far, help="distance of the farthest inverse/relative depth")
+                   help=f"horizontal field of view in degrees (default: the photo's EXIF focal length, "
+                   f"else {DEFAULT_FOV_DEG:g})")
+    g.add_argument("--near", type=float, default=defaults.near,
+                   help="distance of the nearest inverse/relative depth (default: %(default)s)")
+    g.add_argument("--far", type=float, default=defaults.far,
+                   help="distance of the farthest inverse/relative depth (default: %(default)s)")
     g.add_argument("--relief-strength", type=float, default=defaults.relief_strength,
-                   help="relief displacement as a fraction of the image width")
+                   help="relief displacement as a fraction of the image width (default: %(default)s)")
     res = g.add_mutually_exclusive_group()
     res.add_argument("--resolution", type=int, default=defaults.resolution, metavar="N",
                      help=f"vertices along the longer side (default {defaults.resolution})")
@@ -55,9 +67,21 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                       help="relative depth jump that tears a face (default %(default)s)")
     tear.add_argument("--no-tear", action="store_true", help="keep (stretch) faces across depth jumps")
     g.add_argument("--flat", action="store_true", help="flat shading instead of smooth")
-    g.add_argument("--shadeless", action="store_true", help="emission material (photo colours unlit)")
+    g.add_argument("--shader", choices=SHADERS, default="shadeless",
+                   help="principled: lit by the scene's lights; shadeless: the photo's own colours, unlit, so any "
+                   "renderer or glTF viewer shows the photo as it is (glTF KHR_materials_unlit); emission: glows "
+                   "and lights the scene (default: %(default)s)")
+    g.add_argument("--shadeless", dest="shader", action="store_const", const="shadeless",
+                   help="same as --shader shadeless (the default)")
     g.add_argument("--point-size", type=float, default=defaults.point_size, help="point radius in scene units at the median distance (grows with distance in perspective mode)")
     g.add_argument("--no-camera", action="store_true", help="do not add the matching camera")
+    g = p.add_argument_group("files")
+    g.add_argument("--link-images", action="store_true",
+                   help=".blend: reference the photo by its path instead of packing it into the file "
+                   "(a packed .blend renders the same wherever it is copied)")
+    g.add_argument("--obj-quads", action="store_true",
+                   help=".obj: keep quad faces (default: triangles, which every OBJ reader takes)")
+    g.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     return p
 
 
@@ -85,7 +109,7 @@ def settings_from_args(args: argparse.Namespace) -> BuildSettings:
         resolution=args.resolution, stride=args.stride,
         tear=not args.no_tear, tear_threshold=args.tear_threshold,
         invert_relative=args.invert, near=args.near, far=args.far,
-        relief_strength=args.relief_strength, shade_smooth=not args.flat, shadeless=args.shadeless,
+        relief_strength=args.relief_strength, shade_smooth=not args.flat, shader=args.shader,
         point_size=args.point_size, add_camera=not args.no_camera, set_render_resolution=True,
     )
 
@@ -116,22 +140,81 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             depth = estimate_depth(rgb, model_type=args.model, weights=args.weights, device=args.device,
-                                   progress=_print_progress())
+                                   precision=args.precision, progress=None if args.quiet else _print_progress())
         except WeightsUnavailableError as exc:
             raise WeightsUnavailableError(f"{exc}; or skip the network with --depth FILE (a depth map)") from exc
         kind = "inverse"
     settings = settings.with_changes(depth_kind=kind)
 
-    # bpy only from here on: everything that can fail for lack of weights has happened.
-    from .. import api
-    from ..blender.export import export_scene, reset_scene_if_startup
+    fov, fov_source = _field_of_view(settings, args.image)
 
-    reset_scene_if_startup()
-    result = api.build_from_pixels(args.image, rgb, depth, settings)
+    # bpy only from here on: everything that can fail for lack of weights has happened.
+    # Blender's own log (e.g. "Info: Saved copy as ...") goes to stderr: stdout holds our result lines.
+    with blender_log_to_stderr():
+        from .. import api
+        from ..blender.export import export_scene, reset_scene_if_startup
+
+        reset_scene_if_startup()
+        result = api.build_from_pixels(args.image, rgb, depth, settings, fov_deg=fov)
+    report = (lambda line: None) if args.quiet else print
+    if settings.projection == "perspective":
+        report(f"field of view {fov:.4g} degrees ({fov_source})")
+    report(_counts(result.object))
     for output in args.outputs:
-        export_scene(output, result)
-        print(f"wrote {output}")
+        with blender_log_to_stderr():
+            export_scene(output, result, pack_images=not args.link_images, triangulate=not args.obj_quads)
+        report(f"wrote {output}")
     return 0
+
+
+def _field_of_view(settings: BuildSettings, image: Path) -> tuple[float, str]:
+    """The horizontal FOV the build uses and where it comes from (flag, EXIF, default)."""
+    from ..geometry import resolve_fov
+    from ..imageio import exif_horizontal_fov
+
+    exif = exif_horizontal_fov(image) if settings.fov_deg is None else None
+    fov = resolve_fov(settings, exif)
+    if settings.fov_deg is not None:
+        return fov, "--fov"
+    return fov, "the photo's EXIF focal length" if exif is not None else "default; the photo has no EXIF focal length"
+
+
+def _counts(obj) -> str:
+    data = obj.data
+    if obj.type == "MESH" and not len(data.polygons):  # the points mesh of Blender 4.2-4.4
+        return f"{obj.name}: {len(data.vertices):,} points"
+    if obj.type == "MESH":
+        return f"{obj.name}: {len(data.vertices):,} vertices, {len(data.polygons):,} faces"
+    return f"{obj.name}: {len(data.points):,} points"
+
+
+@contextlib.contextmanager
+def blender_log_to_stderr():
+    """Send what is written to file descriptor 1 (Blender's C-level log, Python prints) to stderr."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no stdout at all (a detached process): nothing to keep clean
+        yield
+        return
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        _flush_c_stdio()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _flush_c_stdio() -> None:
+    """Flush C's stdout buffer (Blender's printf), so it lands before fd 1 is switched back."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError, TypeError):  # Windows: no CDLL(None); Blender flushes its own log there
+        pass
 
 
 def _check_bpy_available() -> None:

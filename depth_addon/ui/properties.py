@@ -52,7 +52,12 @@ FIELD_UI: dict[str, dict] = {
     "relief_strength": {"name": "Relief Strength", "description": "Relief displacement, as a fraction of the image width",
                         "min": 0.0, "soft_max": 2.0},
     "shade_smooth": {"name": "Shade Smooth", "description": "Smooth shading on the mesh"},
-    "shadeless": {"name": "Shadeless", "description": "Emission material: the photo's colours unaffected by lights"},
+    "shader": {"name": "Shader", "description": "Material of the photo, as in Import Images as Planes", "items": {
+        "principled": ("Principled", "Principled BSDF: lit by the scene's lights and world", "NONE"),
+        "shadeless": ("Shadeless", "The photo's own colours to the camera, unaffected by lights; "
+                      "exported to glTF as unlit", "NONE"),
+        "emission": ("Emission", "Emits the photo's colours, lighting the scene around it", "NONE"),
+    }},
     "point_size": {"name": "Point Size", "description": "Radius of each point", "min": 1e-6, "soft_max": 0.1,
                    "precision": 4, "unit": "LENGTH"},
     "add_camera": {"name": "Add Camera", "description": "Add a camera that sees the object exactly as the photo"},
