@@ -63,9 +63,12 @@ def export_scene(path: Path, result, pack_images: bool = True, triangulate: bool
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
     if suffix == ".blend":
-        if pack_images:
-            _pack_image_files()
-        bpy.ops.wm.save_as_mainfile(filepath=str(path), copy=True)
+        packed = _pack_image_files() if pack_images else []
+        try:
+            bpy.ops.wm.save_as_mainfile(filepath=str(path), copy=True)
+        finally:  # packed for the .blend alone: later exports copy the files as they are
+            for image in packed:
+                image.unpack(method="USE_ORIGINAL")  # the file it was packed from is still there
         return
     with _exportable(result, round_ply_colors=suffix == ".ply") as obj:
         selection = [obj] + ([result.camera] if result.camera is not None else [])
@@ -161,11 +164,14 @@ class _principled_surface:
         return False
 
 
-def _pack_image_files() -> None:
-    """Pack every image that comes from a file, so the .blend needs nothing beside it."""
+def _pack_image_files() -> list:
+    """Pack every image that comes from a file, so the .blend needs nothing beside it; those packed now."""
+    packed = []
     for image in bpy.data.images:
         if image.source == "FILE" and image.packed_file is None and image.filepath:
             image.pack()
+            packed.append(image)
+    return packed
 
 
 def _name_ply_texture(path: Path, image) -> None:
