@@ -22,7 +22,7 @@ import numpy as np
 
 from .blender.build import build_objects, remesh_object, set_point_size
 from .errors import CancelledError, DepthAddonError, ImageReadError
-from .geometry.depth import DEPTH_KINDS, guess_depth_kind
+from .geometry.depth import DEPTH_KINDS
 from .midas.registry import DEFAULT_MODEL
 from .settings import BuildSettings
 
@@ -51,7 +51,8 @@ def image_to_object(image, *, depth=None, depth_kind=None, model=DEFAULT_MODEL, 
     depth: None runs MiDaS (``model``, ``weights``, ``device``) and gives inverse depth;
     an (H, W) array; or a depth file path. ``depth_kind`` ("inverse", "metric", "relative")
     says what the depth holds; default: inverse for MiDaS and arrays (unless ``settings``
-    say otherwise), metric for .npy/.exr/.tif files, relative for other pictures.
+    say otherwise); for a file, what it records (files written by ``depth`` do), else metric
+    for .npy/.exr/.tif files and relative for other pictures.
     progress(fraction, message), cancel() -> bool: see ``depth_addon.pipeline.estimate_depth``.
     Raises a ``DepthAddonError`` subclass for anything the user can fix.
     """
@@ -65,10 +66,10 @@ def image_to_object(image, *, depth=None, depth_kind=None, model=DEFAULT_MODEL, 
                                    progress=_scaled(progress, 0.0, 0.9), cancel=cancel)
         depth_kind = "inverse"
     elif isinstance(depth, (str, os.PathLike)):
-        from .imageio import read_depth
+        from .imageio import depth_file_kind, read_depth
 
         depth_map = read_depth(depth)
-        depth_kind = depth_kind or guess_depth_kind(depth)
+        depth_kind = depth_kind or depth_file_kind(depth)[0]
     else:
         depth_map = np.asarray(depth, dtype=np.float32)
     if depth_kind is not None:

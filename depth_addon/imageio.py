@@ -2,8 +2,9 @@
 
     rgb = read_image("photo.jpg")            # (H, W, 3) uint8 RGB, EXIF orientation applied
     fov = exif_horizontal_fov("photo.jpg")   # degrees or None
-    write_depth("depth.png", depth)          # 16-bit gray, lighter = nearer
-    depth = read_depth("depth.png")          # (H, W) float32 in [0, 1]
+    write_depth("depth.png", depth, kind="inverse", model="dpt_hybrid_384")   # 16-bit gray, lighter = nearer
+    depth = read_depth("depth.png")          # (H, W) float32: the recorded value range, else [0, 1]
+    kind, source = depth_file_kind("depth.png")   # "inverse", "recorded in the file"
 
 Every failure a user can fix raises ImageReadError naming the file and the problem.
 """
@@ -11,16 +12,20 @@ Every failure a user can fix raises ImageReadError naming the file and the probl
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
+import struct
 import threading
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DepthAddonError, ImageReadError
+from .geometry.depth import DEPTH_KINDS, guess_depth_kind
 
 # Pillow refuses images above ~179 MP (and warns above ~89 MP) to protect servers from
 # decompression bombs. Here the user picks their own photo, and panoramas or 100+ MP camera
@@ -190,11 +195,90 @@ def read_depth(path: str | os.PathLike) -> np.ndarray:
         values = values[..., 0]
     if values.ndim != 2 or values.size == 0:
         raise ImageReadError(f"{path} holds an array of shape {values.shape}, not a (height, width) depth map")
-    if values.dtype.kind == "u" and suffix != ".npy":  # 8/16-bit pictures -> [0, 1]
-        return (values / np.iinfo(values.dtype).max).astype(np.float32)
+    tags = read_depth_tags(path)
+    if tags is not None and tags.get("colormap"):
+        raise ImageReadError(f"{path} is a colour-mapped preview ({tags['colormap']}), not depth values; "
+                             "write the depth without --colormap (.png, .exr, .tif, .npy)")
+    if values.dtype.kind == "u" and suffix != ".npy":  # 8/16-bit pictures -> [0, 1], or the recorded range
+        unit = values / np.iinfo(values.dtype).max
+        if tags is not None and "range" in tags:
+            low, high = tags["range"]
+            return (low + unit * (high - low)).astype(np.float32)
+        return unit.astype(np.float32)
     if values.dtype.kind not in "fiu":
         raise ImageReadError(f"{path} holds {values.dtype} values, not numbers")
     return values.astype(np.float32)
+
+
+# What a depth file holds, in the format's own metadata: a PNG tEXt chunk, an EXR string header
+# attribute and the TIFF ImageDescription tag, all named/holding JSON like
+# {"depth_addon": 1, "kind": "inverse", "model": "dpt_hybrid_384", "range": [low, high]}.
+# .npy has no metadata: a sidecar <file>.npy.json holds the same JSON.
+DEPTH_TAG = "depth_addon"
+_TIFF_IMAGE_DESCRIPTION = 270
+
+
+def depth_tags(kind: str, model: str | None = None, value_range: tuple[float, float] | None = None,
+               colormap: str | None = None) -> dict:
+    """The record ``write_depth`` stores: kind, the model that made it, a 16-bit picture's value range."""
+    if kind not in DEPTH_KINDS:
+        raise ValueError(f"unknown depth kind {kind!r}; valid: {', '.join(DEPTH_KINDS)}")
+    tags = {DEPTH_TAG: 1, "kind": kind}
+    if model is not None:
+        tags["model"] = model
+    if value_range is not None:
+        tags["range"] = [float(value_range[0]), float(value_range[1])]
+    if colormap is not None:
+        tags["colormap"] = colormap
+    return tags
+
+
+def read_depth_tags(path: str | os.PathLike) -> dict | None:
+    """The record a depth file carries (see ``depth_tags``), or None for a file without one."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    text = None
+    try:
+        if suffix == ".npy":
+            sidecar = path.with_name(path.name + ".json")
+            text = sidecar.read_text(encoding="utf-8") if sidecar.is_file() else None
+        elif suffix == ".exr":
+            from .blender.exr import read_exr_strings
+
+            with open(path, "rb") as fh:
+                text = read_exr_strings(fh.read(1 << 16)).get(DEPTH_TAG)
+        elif suffix in (".png", ".tif", ".tiff"):
+            with Image.open(path) as im:
+                if suffix == ".png":
+                    text = im.text.get(DEPTH_TAG)
+                else:
+                    text = im.tag_v2.get(_TIFF_IMAGE_DESCRIPTION)
+    except (OSError, SyntaxError, ValueError, UnidentifiedImageError):
+        return None  # unreadable files fail in read_depth, with their own message
+    try:
+        tags = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None  # e.g. another program's ImageDescription
+    if not isinstance(tags, dict) or tags.get(DEPTH_TAG) != 1 or tags.get("kind") not in DEPTH_KINDS:
+        return None
+    value_range = tags.get("range")
+    if value_range is not None and not (isinstance(value_range, list) and len(value_range) == 2
+                                        and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value_range)):
+        tags.pop("range")
+    return tags
+
+
+def depth_file_kind(path: str | os.PathLike) -> tuple[str, str | None]:
+    """(kind, None) when the file records its kind; else (the guess from its format, why that guess).
+
+    The guess: metric for float files (.npy, .exr, .tif), relative for pictures (lighter = nearer).
+    """
+    tags = read_depth_tags(path)
+    if tags is not None:
+        return tags["kind"], None
+    kind = guess_depth_kind(path)
+    why = "a float file" if kind == "metric" else "a picture, lighter = nearer"
+    return kind, f"{Path(path).name} does not record what it holds; read as {kind} depth ({why})"
 
 
 def _decode_with_cv2(path: Path) -> np.ndarray:
@@ -220,12 +304,15 @@ def _decode_with_cv2(path: Path) -> np.ndarray:
     return values
 
 
-def write_depth(path: str | os.PathLike, depth: np.ndarray, colormap: str | None = None) -> Path:
-    """Write an (H, W) inverse-depth map (larger = nearer).
+def write_depth(path: str | os.PathLike, depth: np.ndarray, colormap: str | None = None, *,
+                kind: str = "inverse", model: str | None = None) -> Path:
+    """Write an (H, W) depth map of ``kind`` (MiDaS: inverse, larger = nearer), made by ``model``.
 
-    .png: 16-bit grayscale normalised min..max, lighter = nearer; with ``colormap`` (one of
-    COLORMAPS) an 8-bit RGB picture instead. .exr, .tif, .npy: float32 values as given.
-    Returns the path written; the parent folder is created.
+    .png: 16-bit grayscale normalised min..max (lighter = larger values: nearer for inverse
+    depth); with ``colormap`` (one of COLORMAPS) an 8-bit RGB preview instead. .exr, .tif, .npy:
+    float32 values as given. Each file records kind, model and (16-bit .png) the value range in its own
+    metadata (``depth_tags``; .npy: a ``.npy.json`` sidecar), which ``read_depth`` and
+    ``depth_file_kind`` read back. Returns the path written; the parent folder is created.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -233,17 +320,26 @@ def write_depth(path: str | os.PathLike, depth: np.ndarray, colormap: str | None
     if depth.ndim != 2:
         raise ValueError(f"depth must be an (H, W) array, got shape {depth.shape}")
     check_depth_output(path, colormap)
+    finite = depth[np.isfinite(depth)]
+    value_range = (float(finite.min()), float(finite.max())) if finite.size and suffix == ".png" and \
+        colormap is None else None
+    tags = json.dumps(depth_tags(kind, model, value_range, colormap))
+    sidecar = None
     if suffix == ".npy":
-        payload = None
+        payload, sidecar = None, tags
     elif suffix == ".png":
-        payload = _encode_png(depth, colormap)
+        payload = _png_with_text(_encode_png(depth, colormap), DEPTH_TAG, tags)
+    elif suffix == ".exr":
+        from .blender.exr import encode_gray_exr  # numpy only: our encoder can write header attributes
+
+        payload = encode_gray_exr(depth.astype(np.float32), {DEPTH_TAG: tags})
     else:
-        cv2 = import_cv2()
-        params = [cv2.IMWRITE_EXR_TYPE, cv2.IMWRITE_EXR_TYPE_FLOAT] if suffix == ".exr" else []
-        ok, buf = cv2.imencode(suffix, depth.astype(np.float32), params)
-        if not ok:
-            raise DepthAddonError(f"OpenCV could not encode {path.name}; write .npy or .png instead")
-        payload = buf.tobytes()
+        import io
+
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(depth, dtype=np.float32), mode="F").save(
+            buffer, format="TIFF", tiffinfo={_TIFF_IMAGE_DESCRIPTION: tags})
+        payload = buffer.getvalue()
     # Written beside the target and renamed into place, so a failed or interrupted write (disk
     # full, Ctrl+C) never leaves a half-written file, nor destroys the one already there.
     partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.partial")  # one per writer
@@ -255,6 +351,8 @@ def write_depth(path: str | os.PathLike, depth: np.ndarray, colormap: str | None
                     np.save(fh, depth.astype(np.float32), allow_pickle=False)
                 else:
                     fh.write(payload)
+            if sidecar is not None:
+                _write_atomically(path.with_name(path.name + ".json"), sidecar.encode())
             os.replace(partial, path)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -325,6 +423,25 @@ def _encode_png(depth: np.ndarray, colormap: str | None) -> bytes:
     if not ok:  # pragma: no cover - PNG encoding of a valid array does not fail
         raise DepthAddonError("OpenCV could not encode the depth PNG")
     return buf.tobytes()
+
+
+def _png_with_text(png: bytes, keyword: str, text: str) -> bytes:
+    """``png`` with a tEXt chunk ``keyword: text`` right after its IHDR chunk (OpenCV writes none)."""
+    ihdr_end = 8 + 8 + struct.unpack(">I", png[8:12])[0] + 4  # signature, IHDR length/type, data, CRC
+    data = keyword.encode("latin-1") + b"\0" + text.encode("latin-1")
+    chunk = struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data))
+    return png[:ihdr_end] + chunk + png[ihdr_end:]
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
+    try:
+        partial.write_bytes(data)
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise
 
 
 def _check_file(path: Path, kind: str) -> None:

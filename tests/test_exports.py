@@ -289,3 +289,50 @@ def test_help_shows_values_not_names():
     assert "settings." not in text and "DEFAULT_" not in text
     assert "else 55)" in text and "--precision" in text and "-q, --quiet" in text
     assert "(default: 1.0)" in text and "(default: shadeless)" in text
+
+
+# --- depth files say what they hold ---------------------------------------------------------------
+
+
+def _vertices(name="chelsea") -> np.ndarray:
+    import bpy
+
+    mesh = bpy.data.objects[name].data
+    out = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", out)
+    return out.reshape(-1, 3)
+
+
+@pytest.mark.torch
+@pytest.mark.blender
+def test_depth_file_round_trip_gives_the_vertices_of_mesh(tmp_path, sample_photo, capsys):
+    """``depth -o d.<ext>`` then ``mesh --depth d.<ext>`` == ``mesh`` run directly, for every format."""
+    from conftest import reference_checkpoint
+    from depth_addon.cli import main
+
+    network = ["--weights", str(reference_checkpoint("midas_v21_small_256")), "--device", "cpu"]
+    mesh = [str(sample_photo), "--resolution", "64", "-q"]
+    assert main(["mesh", *mesh, *network, "-o", str(tmp_path / "direct.blend")]) == 0
+    direct = _vertices()
+    for ext in ("exr", "tif", "npy", "png"):
+        depth_file = tmp_path / f"d.{ext}"
+        assert main(["depth", str(sample_photo), "-o", str(depth_file), *network, "-q"]) == 0
+        assert main(["mesh", *mesh[:-1], "--depth", str(depth_file), "-o", str(tmp_path / f"{ext}.blend")]) == 0
+        assert "note:" not in capsys.readouterr().err  # nothing assumed: the file says it holds inverse depth
+        # 16-bit PNG: nearness quantised to 1/65535 -> at most ~1e-3 units at the far distance 10
+        np.testing.assert_allclose(_vertices(), direct, atol=2e-3 if ext == "png" else 1e-5, err_msg=ext)
+
+
+@pytest.mark.blender
+def test_untagged_depth_files_keep_the_guess_and_say_so(tmp_path, sample_photo, capsys):
+    from depth_addon.cli import main
+
+    assert main(["mesh", str(sample_photo), "--depth", str(SAMPLE_DEPTH), "--resolution", "8",
+                 "-o", str(tmp_path / "a.blend")]) == 0
+    assert ("note: chelsea_depth.png does not record what it holds; read as relative depth (a picture, "
+            "lighter = nearer); pass --depth-kind to change that") in capsys.readouterr().err
+    np.save(tmp_path / "plain.npy", np.full((30, 45), 3.0, np.float32))
+    assert main(["mesh", str(sample_photo), "--depth", str(tmp_path / "plain.npy"), "--resolution", "8",
+                 "-o", str(tmp_path / "b.blend")]) == 0
+    assert "read as metric depth (a float file)" in capsys.readouterr().err
+    assert np.ptp(_vertices()[:, 1]) < 1e-5  # every pixel at distance 3: a flat plane

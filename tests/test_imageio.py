@@ -274,12 +274,15 @@ def test_write_depth_png_is_16_bit_lighter_nearer(tmp_path):
     assert stored[0, 0] == 0
     assert stored[1, 0] == 0  # not finite
     assert stored[0, 1] == round(65535 * 0.1)
-    np.testing.assert_allclose(read_depth(tmp_path / "sub" / "d.png"), normalize_depth(depth), atol=1 / 65535)
+    # read back in the recorded value range (the PNG's text chunk), 1..11
+    np.testing.assert_allclose(read_depth(tmp_path / "sub" / "d.png"), 1 + 10 * normalize_depth(depth), atol=10 / 65535)
 
 
 def test_write_depth_constant_is_black(tmp_path):
     write_depth(tmp_path / "c.png", np.full((4, 4), 3.0))
-    np.testing.assert_array_equal(read_depth(tmp_path / "c.png"), np.zeros((4, 4)))
+    with Image.open(tmp_path / "c.png") as im:
+        np.testing.assert_array_equal(np.asarray(im), np.zeros((4, 4)))
+    np.testing.assert_array_equal(read_depth(tmp_path / "c.png"), np.full((4, 4), 3.0))  # the recorded range
 
 
 @pytest.mark.parametrize("colormap", ["inferno", "turbo"])
@@ -336,3 +339,36 @@ def test_failed_write_leaves_no_half_file_and_keeps_the_old_one(tmp_path, suffix
     assert result.stdout.startswith(f"cannot write {out}")
     assert out.read_bytes() == b"the previous depth file"
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".exr", ".tif", ".npy"])
+def test_depth_files_record_what_they_hold(tmp_path, suffix):
+    """In the format's own metadata: PNG tEXt, EXR string attribute, TIFF ImageDescription, .npy sidecar."""
+    import json
+
+    from depth_addon.blender.exr import read_exr_strings
+    from depth_addon.imageio import DEPTH_TAG, depth_file_kind, read_depth_tags
+
+    depth = np.linspace(0.5, 7.25, 12 * 9, dtype=np.float32).reshape(9, 12)
+    path = write_depth(tmp_path / f"d{suffix}", depth, kind="inverse", model="dpt_hybrid_384")
+    if suffix == ".png":
+        raw = Image.open(path).text[DEPTH_TAG]
+    elif suffix == ".exr":
+        raw = read_exr_strings(path.read_bytes())[DEPTH_TAG]
+    elif suffix == ".tif":
+        raw = Image.open(path).tag_v2[270]
+    else:
+        raw = (tmp_path / "d.npy.json").read_text()
+    expected = {"depth_addon": 1, "kind": "inverse", "model": "dpt_hybrid_384"}
+    if suffix == ".png":
+        expected["range"] = [0.5, 7.25]
+    assert json.loads(raw) == expected and read_depth_tags(path) == expected
+    assert depth_file_kind(path) == ("inverse", None)
+    tolerance = (7.25 - 0.5) / 65535 if suffix == ".png" else 0
+    np.testing.assert_allclose(read_depth(path), depth, atol=tolerance, rtol=0)
+
+
+def test_colour_mapped_preview_is_not_read_as_depth(tmp_path):
+    path = write_depth(tmp_path / "preview.png", np.eye(8, dtype=np.float32), colormap="inferno")
+    with pytest.raises(ImageReadError, match="colour-mapped preview"):
+        read_depth(path)

@@ -21,8 +21,11 @@ def _attribute(name: str, kind: str, payload: bytes) -> bytes:
     return name.encode() + b"\0" + kind.encode() + b"\0" + struct.pack("<i", len(payload)) + payload
 
 
-def encode_gray_exr(values: np.ndarray) -> bytes:
-    """(H, W) float -> bytes of an uncompressed single-channel (``Y``) float32 OpenEXR file, top row first."""
+def encode_gray_exr(values: np.ndarray, strings: dict[str, str] | None = None) -> bytes:
+    """(H, W) float -> bytes of an uncompressed single-channel (``Y``) float32 OpenEXR file, top row first.
+
+    strings: extra header attributes of type ``string`` (e.g. what the values mean).
+    """
     values = np.asarray(values, dtype="<f4")
     height, width = values.shape
     window = struct.pack("<iiii", 0, 0, width - 1, height - 1)
@@ -36,6 +39,7 @@ def encode_gray_exr(values: np.ndarray) -> bytes:
         _attribute("pixelAspectRatio", "float", struct.pack("<f", 1.0)),
         _attribute("screenWindowCenter", "v2f", struct.pack("<ff", 0.0, 0.0)),
         _attribute("screenWindowWidth", "float", struct.pack("<f", 1.0)),
+        *(_attribute(name, "string", text.encode()) for name, text in (strings or {}).items()),
         b"\0",
     ])
     row = np.dtype([("y", "<i4"), ("size", "<i4"), ("values", "<f4", (width,))])
@@ -46,3 +50,24 @@ def encode_gray_exr(values: np.ndarray) -> bytes:
     rows["size"] = 4 * width
     rows["values"] = values
     return b"".join([header, offsets.astype("<u8").tobytes(), rows.tobytes()])
+
+
+def read_exr_strings(header: bytes) -> dict[str, str]:
+    """The ``string`` attributes of an OpenEXR file's header (from its first bytes; any compression).
+
+    Stops quietly at the end of the given bytes or of the header; not an EXR -> {}.
+    """
+    if len(header) < 8 or struct.unpack_from("<i", header)[0] != _MAGIC:
+        return {}
+    found, pos = {}, 8
+    while pos < len(header) and header[pos] != 0:
+        name_end = header.find(b"\0", pos)
+        kind_end = header.find(b"\0", name_end + 1)
+        if name_end < 0 or kind_end < 0 or kind_end + 4 > len(header):
+            break
+        size = struct.unpack_from("<i", header, kind_end + 1)[0]
+        start = kind_end + 5
+        if header[name_end + 1:kind_end] == b"string" and start + size <= len(header):
+            found[header[pos:name_end].decode(errors="replace")] = header[start:start + size].decode(errors="replace")
+        pos = start + size
+    return found

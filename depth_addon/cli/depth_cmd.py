@@ -11,7 +11,7 @@ import sys
 
 from .. import imageio
 from ..midas import weights as weights_cache
-from ..midas.registry import DEFAULT_MODEL, DEVICES, MODEL_TYPES, PRECISIONS
+from ..midas.registry import DEFAULT_MODEL, DEVICES, MODEL_TYPES, PRECISIONS, get_spec
 
 
 def add_parser(subparsers):
@@ -23,7 +23,8 @@ def add_parser(subparsers):
     )
     p.add_argument("image", help="the photo (any format Pillow reads; EXIF orientation is applied)")
     p.add_argument("-o", "--output", required=True,
-                   help="depth file to write: .png (16-bit, lighter = nearer), .exr/.tif/.npy (float values)")
+                   help="depth file to write: .png (16-bit, lighter = nearer), .exr/.tif/.npy (float values); "
+                   "each records what it holds (kind, model, value range; .npy: in a .npy.json beside it)")
     p.add_argument("--model", choices=MODEL_TYPES, default=DEFAULT_MODEL, metavar="TYPE",
                    help=f"MiDaS model type, one of: {', '.join(MODEL_TYPES)} (default: %(default)s)")
     p.add_argument("--weights", metavar="FILE",
@@ -55,9 +56,12 @@ def run(args) -> int:
 
     depth = estimate_depth(rgb, args.model, weights=checkpoint, device=args.device,
                            precision=args.precision, progress=stage)
-    path = imageio.write_depth(args.output, depth, colormap=args.colormap)
+    kind = getattr(get_spec(args.model), "depth_kind", "inverse")  # MiDaS: relative inverse depth
+    path = imageio.write_depth(args.output, depth, colormap=args.colormap, kind=kind, model=args.model)
     if not args.quiet:
         print(f"wrote {path} ({depth.shape[1]}x{depth.shape[0]})")
+        if path.suffix.lower() == ".npy":  # .npy has no metadata of its own
+            print(f"wrote {path.with_name(path.name + '.json')} (what {path.name} holds)")
     return 0
 
 

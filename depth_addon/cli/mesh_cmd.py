@@ -16,7 +16,6 @@ import typing
 from pathlib import Path
 
 from ..errors import DependencyMissingError, DepthAddonError
-from ..geometry.depth import guess_depth_kind
 from ..midas.registry import DEFAULT_MODEL, DEVICES, MODEL_TYPES, PRECISIONS
 from ..settings import DEFAULT_FOV_DEG, BuildSettings, Shader
 
@@ -35,7 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--depth", type=Path, metavar="FILE",
                    help="use this depth file instead of running the network (.npy/.exr/.tif/.png ...)")
     g.add_argument("--depth-kind", choices=("metric", "inverse", "relative"),
-                   help="what --depth holds (default: metric for .npy/.exr/.tif, relative for pictures)")
+                   help="what --depth holds (default: what the file records, as files written by the depth "
+                   "command do; else metric for .npy/.exr/.tif, relative for pictures)")
     g.add_argument("--invert", action="store_true", help="relative depth picture is darker = nearer")
     g.add_argument("--model", default=DEFAULT_MODEL, choices=MODEL_TYPES, metavar="TYPE",
                    help=f"MiDaS model type, one of: {', '.join(MODEL_TYPES)} (default {DEFAULT_MODEL})")
@@ -131,7 +131,13 @@ def run(args: argparse.Namespace) -> int:
         from ..imageio import read_depth
 
         depth = read_depth(args.depth)
-        kind = args.depth_kind or guess_depth_kind(args.depth)
+        kind = args.depth_kind
+        if kind is None:
+            from ..imageio import depth_file_kind
+
+            kind, assumed = depth_file_kind(args.depth)
+            if assumed and not args.quiet:
+                print(f"note: {assumed}; pass --depth-kind to change that", file=sys.stderr)
     else:
         if args.depth_kind is not None or args.invert:
             raise DepthAddonError("--depth-kind and --invert describe a --depth FILE; add --depth or drop them")

@@ -306,9 +306,9 @@ class DEPTH_ADDON_OT_image_to_object(_JobOperator, SettingsProperties, Operator)
         if item.depth_path is None:
             return settings.with_changes(depth_kind="inverse")  # what MiDaS gives
         if not self.properties.is_property_set("depth_kind"):
-            from ..geometry.depth import guess_depth_kind
+            from ..imageio import depth_file_kind  # what the file records, else the guess from its format
 
-            return settings.with_changes(depth_kind=guess_depth_kind(item.depth_path))
+            return settings.with_changes(depth_kind=depth_file_kind(item.depth_path)[0])
         return settings
 
     # -- main thread, after the job ------------------------------------------------
