@@ -110,3 +110,19 @@ def test_build_from_depth_checks_its_arguments_too(sample_photo):
     with pytest.raises(DepthAddonError, match="fov_deg must be a finite number"):
         api.build_from_depth(sample_photo, np.ones((30, 45)), BuildSettings(), fov_deg=math.nan)
     assert _datablock_counts() == before
+
+
+@pytest.mark.pure
+def test_every_error_is_one_line(capsys):
+    """A library's multi-line message (urllib's redirect loop has three) is folded into the one error line."""
+    import argparse
+
+    from depth_addon.cli.reporting import run_command
+
+    def fails(args):
+        raise DepthAddonError("could not download x.pt: HTTP 302 The HTTP server returned a redirect error\n"
+                              "The last 30x error message was:\nFound")
+
+    assert run_command(fails, argparse.Namespace()) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: could not download x.pt") and "was: Found" in err
