@@ -133,8 +133,9 @@ def test_shader_choice_as_import_images_as_planes(tmp_path, sample_photo, shader
 
 
 @pytest.fixture(scope="session")
-def gltf_validator() -> list[str]:
-    """``node validate_gltf.js`` with the pinned gltf-validator, installed once per lock file version."""
+def gltf_validator() -> tuple[list[str], dict]:
+    """(``node validate_gltf.js`` command, its environment) with the pinned gltf-validator, installed
+    once per lock file version."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         pytest.skip("node/npm not installed: the Khronos glTF validator (npm gltf-validator) cannot run")
@@ -155,8 +156,7 @@ def gltf_validator() -> list[str]:
             staging.rename(target)
         except OSError:  # a parallel run installed it first
             shutil.rmtree(staging, ignore_errors=True)
-    os.environ["NODE_PATH"] = str(target / "node_modules")
-    return [node, str(NODE_TOOLS / "validate_gltf.js")]
+    return [node, str(NODE_TOOLS / "validate_gltf.js")], dict(os.environ, NODE_PATH=str(target / "node_modules"))
 
 
 EXPORT_MODES = {
@@ -176,7 +176,8 @@ def test_gltf_validator_finds_no_errors_or_warnings(tmp_path, sample_photo, gltf
     run_mesh(sample_photo, "--depth", SAMPLE_DEPTH, "--resolution", "48", *EXPORT_MODES[mode],
              "-o", tmp_path / "a.glb", "-o", tmp_path / "sep" / "a.gltf")
     for path in (tmp_path / "a.glb", tmp_path / "sep" / "a.gltf"):
-        result = subprocess.run([*gltf_validator, str(path)], capture_output=True, text=True, timeout=120)
+        command, env = gltf_validator
+        result = subprocess.run([*command, str(path)], env=env, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         report = json.loads(result.stdout)
         issues = report["issues"]
