@@ -29,7 +29,8 @@ def show_photo_as_is(scene: bpy.types.Scene) -> None:
     * View transform Standard (plain sRGB): Blender's default, AgX, tone-maps even an unlit
       white to grey (25/255 off the photo); Standard gives the texture's colours back.
     * A uniform white world of strength 1: a matte (Principled, roughness 1) surface under it
-      reflects its albedo, so the lit shaders show the photo's colours too, with no light to add.
+      reflects its albedo, so the lit shaders show the photo too, with no light to add (a little
+      brighter from the specular reflection: median 12/255 in Cycles).
     * Transparent film: where the mesh tears there is nothing, not the white world.
     """
     scene.view_settings.view_transform = "Standard"
