@@ -93,7 +93,8 @@ def test_cli_with_the_sample_depth_writes_blend_and_glb(tmp_path, sample_photo):
     assert (out / "chelsea.glb").stat().st_size > 0
     bpy.ops.wm.open_mainfile(filepath=str(out / "chelsea.blend"))
     obj = bpy.data.objects["chelsea"]
-    assert obj.type == "MESH" and len(obj.data.vertices) == 96 * round(96 * 300 / 451)
+    nx, ny = 96, round(96 * 300 / 451)
+    assert obj.type == "MESH" and len(obj.data.vertices) == nx * ny + 2 * (nx + ny) - 4  # grid + the fill's rim
     assert bpy.context.scene.camera == obj["depth_addon_camera"]
     assert (bpy.context.scene.render.resolution_x, bpy.context.scene.render.resolution_y) == (451, 300)
     assert '"depth_kind": "relative"' in obj["depth_addon_settings"]
