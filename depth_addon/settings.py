@@ -38,7 +38,7 @@ class BuildSettings:
                                           # judged as on a 512-vertex mesh, so resolution doesn't change it
     fill: bool = True                     # perspective: continue the far side behind every tear (hidden
                                           # background layer) and a rim out to the photo's frame
-    fill_width: float = 0.03              # how far the layer reaches behind the near side, as a
+    fill_width: float = 0.05              # how far the layer reaches behind the near side, as a
                                           # fraction of the photo's longer side
     fill_points: bool = False             # point clouds: add the filled background points too
     depth_kind: DepthKind = "inverse"

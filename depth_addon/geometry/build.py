@@ -182,7 +182,7 @@ def _background(grid: _Grid, settings: BuildSettings, keep: np.ndarray) -> Backg
     camera = grid.camera
     torn = quad_keep_mask(grid.values, None, relative=True) & ~keep
     cells = fill_cells(settings.fill_width, camera.height, camera.width, grid.xs, grid.ys)
-    return background(grid.values, keep, torn, cells, grid.xs + 0.5 - camera.width / 2,
+    return background(grid.values, torn, cells, settings.tear_threshold, grid.xs + 0.5 - camera.width / 2,
                       grid.ys + 0.5 - camera.height / 2, camera.focal_px)
 
 

@@ -39,10 +39,12 @@ import numpy as np
 
 from .grid import quad_keep_mask
 
-# Filled depth stays at least this relative distance behind the near surface it continues under.
+# A photo pixel is hidden by the near side when it is this much nearer than the layer behind it.
 BEHIND_MARGIN = 0.01
+EDGE_PIXELS = 2            # photo pixels next to the near side that give no colour to the fill
 LAYER_MATERIAL_INDEX = 1   # the layer's faces use the object's second material (the extended photo)
 MIN_FILL_CELLS = 2         # the band is at least this many grid cells wide
+MIN_KNOWN_SHARE = 0.15     # a plane-fit window is used once this share of it is known far side
 
 
 @dataclass(frozen=True)
@@ -68,12 +70,14 @@ class Background:
 
     band: (ny, nx) bool; depth: (ny, nx) float32 the layer's depth (filled on the band,
     the grid's own depth elsewhere, NaN where there is none); near_side: (ny, nx) bool
-    vertices on the near side of a tear (within reach of the fill), never a colour source.
+    vertices on the near side of a tear (within reach of the fill), never a colour source;
+    known: (ny, nx) bool the far-side vertices the filled depth was fitted to.
     """
 
     band: np.ndarray
     depth: np.ndarray
     near_side: np.ndarray
+    known: np.ndarray
 
 
 def fill_cells(fill_width: float, height: int, width: int, xs: np.ndarray, ys: np.ndarray) -> int:
@@ -83,12 +87,13 @@ def fill_cells(fill_width: float, height: int, width: int, xs: np.ndarray, ys: n
     return max(MIN_FILL_CELLS, math.ceil(fill_width * max(height, width) / max(spacing, 1.0)))
 
 
-def background(values: np.ndarray, keep: np.ndarray, torn: np.ndarray, cells: int,
+def background(values: np.ndarray, torn: np.ndarray, cells: int, tear_threshold: float,
                px: np.ndarray, py: np.ndarray, focal: float) -> Background:
     """Band and filled depth behind every torn quad.
 
-    values: (ny, nx) float32 camera distance, NaN = no depth; keep, torn: (ny-1, nx-1) bool
-    kept quads and quads dropped for a depth jump; cells: band width in grid cells;
+    values: (ny, nx) float32 camera distance, NaN = no depth; torn: (ny-1, nx-1) bool quads
+    dropped for a depth jump; cells: band width in grid cells; tear_threshold: the relative jump
+    that tears (known far side lies at least that much behind the near side within reach);
     px: (nx,), py: (ny,) pixel coordinates of the grid columns/rows minus the principal
     point; focal: focal length in pixels.
     """
@@ -110,28 +115,37 @@ def background(values: np.ndarray, keep: np.ndarray, torn: np.ndarray, cells: in
     valid = np.isfinite(values)
     if not near.any():
         empty = np.zeros((ny, nx), dtype=bool)
-        return Background(empty, values, empty)
+        return Background(empty, values, empty, valid)
     to_near = cv2.distanceTransform((~near).astype(np.uint8), cv2.DIST_L2, 5)
     to_far = cv2.distanceTransform((~far).astype(np.uint8), cv2.DIST_L2, 5) if far.any() else np.inf
     near_side = near | (to_near < to_far)
     band = valid & (near | (near_side & (to_near <= cells)))
-    known = valid & ~near_side
-    filled = _plane_fill(values, known, band, cells + 2, px / focal, py / focal)
+    # Known far side: off the near side, and clearly behind every near vertex within reach (steep
+    # faces of a foreground object tear inside it too, so the split by distance alone can leak)
+    radius = cells + 2
+    reach = cv2.dilate(np.where(near, values, 0).astype(np.float32),
+                       cv2.getStructuringElement(cv2.MORPH_RECT, (2 * radius + 1, 2 * radius + 1)))
     with np.errstate(invalid="ignore"):
-        filled = np.maximum(filled, values * np.float32(1 + BEHIND_MARGIN))  # stay behind the near side
+        known = valid & ~near_side & (values > reach * np.float32(1 + tear_threshold))
+    filled = _plane_fill(values, known, band, radius, px / focal, py / focal)
+    with np.errstate(invalid="ignore"):  # a vertex with no far side behind it within reach gets no layer
+        band &= filled > values * np.float32(1 + tear_threshold)
     depth = values.copy()
     depth[band] = filled[band]
-    return Background(band, depth, near_side & valid)
+    return Background(band, depth, near_side & valid, known)
 
 
 def _plane_fill(values, known, band, radius, x, y) -> np.ndarray:
     """(ny, nx) float32: at each band vertex, the least-squares plane ``1/z = a + b x + c y`` through the
-    ``known`` vertices in the (2 radius + 1)^2 window around it, evaluated there (NaN elsewhere).
+    ``known`` vertices in a square window around it, evaluated there (NaN elsewhere).
 
-    The window sums are ``cv2.boxFilter`` of the moment images (constant time per vertex at any
-    radius); the fit is centred on each band vertex. A small ridge on the slopes keeps a window
-    whose known vertices lie on a line (a thin far strip) well-posed: it leans to their mean.
-    A band vertex with no known vertex in reach takes its nearest known vertex's depth.
+    Each vertex takes the smallest window (half sizes 2, 4, 8, ... up to ``radius``) that is at
+    least MIN_KNOWN_SHARE known: the nearest far surface decides, and where two planes meet
+    (a floor and a wall) a small window mixes them over a short distance only. The window sums
+    are ``cv2.boxFilter`` of the moment images (constant time per vertex at any size); each fit is
+    centred on its own vertex. A small ridge on the slopes keeps a window whose known vertices lie
+    on a line (a thin far strip) well-posed. A band vertex with no known vertex within ``radius``
+    stays NaN.
     """
     import cv2
 
@@ -140,41 +154,43 @@ def _plane_fill(values, known, band, radius, x, y) -> np.ndarray:
     u = np.where(known, 1.0 / np.where(known, values, 1.0), 0.0)
     gx = np.broadcast_to(x[None, :].astype(np.float64), (ny, nx))
     gy = np.broadcast_to(y[:, None].astype(np.float64), (ny, nx))
-    size = (2 * radius + 1, 2 * radius + 1)
-
-    def window_sum(image):
-        return cv2.boxFilter(np.ascontiguousarray(image), cv2.CV_64F, size, normalize=False,
-                             borderType=cv2.BORDER_CONSTANT)[band]
-
-    s, sx, sy = window_sum(w), window_sum(w * gx), window_sum(w * gy)
-    sxx, sxy, syy = window_sum(w * gx * gx), window_sum(w * gx * gy), window_sum(w * gy * gy)
-    su, sxu, syu = window_sum(u), window_sum(u * gx), window_sum(u * gy)
-    # centre every fit on its own vertex: moments of (x - x0), (y - y0)
-    x0, y0 = gx[band], gy[band]
-    cx, cy = sx - x0 * s, sy - y0 * s
-    cxx = sxx - 2 * x0 * sx + x0 * x0 * s
-    cyy = syy - 2 * y0 * sy + y0 * y0 * s
-    cxy = sxy - x0 * sy - y0 * sx + x0 * y0 * s
-    cxu, cyu = sxu - x0 * su, syu - y0 * su
+    moments = [np.ascontiguousarray(m) for m in (w, w * gx, w * gy, w * gx * gx, w * gx * gy, w * gy * gy,
+                                                 u, u * gx, u * gy)]
     cell = max(abs(float(x[1] - x[0])) if len(x) > 1 else 1.0, abs(float(y[1] - y[0])) if len(y) > 1 else 1.0)
-    ridge = 0.001 * cell * cell * s
-    matrix = np.stack([np.stack([s, cx, cy], -1), np.stack([cx, cxx + ridge, cxy], -1),
-                       np.stack([cy, cxy, cyy + ridge], -1)], -2)
-    rhs = np.stack([su, cxu, cyu], -1)
-    ok = s > 0
-    inverse_depth = np.full(len(s), np.nan)
-    if ok.any():
-        inverse_depth[ok] = np.linalg.solve(matrix[ok], rhs[ok][..., None])[:, 0, 0]
-    if not ok.all():
-        _, labels = cv2.distanceTransformWithLabels((~known).astype(np.uint8), cv2.DIST_L2, 5,
-                                                    labelType=cv2.DIST_LABEL_PIXEL)
-        nearest = np.zeros(int(labels.max()) + 1)
-        nearest[labels[known]] = u[known]
-        inverse_depth[~ok] = nearest[labels[band][~ok]]
+    band_y, band_x = np.nonzero(band)
+    x0, y0 = gx[band_y, band_x], gy[band_y, band_x]
+    inverse_depth = np.full(len(band_y), np.nan)
+    todo = np.ones(len(band_y), dtype=bool)
+    sizes = [r for r in (2, 4, 8, 16, 32, 64, 128, 256) if r < radius] + [radius]
+    for size in sizes:
+        side = 2 * size + 1
+        sums = [cv2.boxFilter(m, cv2.CV_64F, (side, side), normalize=False, borderType=cv2.BORDER_CONSTANT)
+                [band_y[todo], band_x[todo]] for m in moments]
+        s, sx, sy, sxx, sxy, syy, su, sxu, syu = sums
+        last = size == sizes[-1]
+        take = s > 0 if last else s >= MIN_KNOWN_SHARE * side * side
+        if not take.any():
+            continue
+        s, sx, sy, sxx, sxy, syy, su, sxu, syu = (a[take] for a in sums)
+        px0, py0 = x0[todo][take], y0[todo][take]
+        # centre every fit on its own vertex: moments of (x - x0), (y - y0)
+        cx, cy = sx - px0 * s, sy - py0 * s
+        cxx = sxx - 2 * px0 * sx + px0 * px0 * s
+        cyy = syy - 2 * py0 * sy + py0 * py0 * s
+        cxy = sxy - px0 * sy - py0 * sx + px0 * py0 * s
+        cxu, cyu = sxu - px0 * su, syu - py0 * su
+        ridge = 0.001 * cell * cell * s
+        matrix = np.stack([np.stack([s, cx, cy], -1), np.stack([cx, cxx + ridge, cxy], -1),
+                           np.stack([cy, cxy, cyy + ridge], -1)], -2)
+        rhs = np.stack([su, cxu, cyu], -1)
+        index = np.flatnonzero(todo)[take]
+        inverse_depth[index] = np.linalg.solve(matrix, rhs[..., None])[:, 0, 0]
+        todo[index] = False
     # a plane that reaches infinity (1/z <= 0) is cut at twice the farthest known depth
     floor = 1.0 / (2.0 * float(np.nanmax(np.where(known, values, np.nan)))) if known.any() else 1e-6
     out = np.full((ny, nx), np.nan, dtype=np.float32)
-    out[band] = 1.0 / np.maximum(inverse_depth, floor)
+    with np.errstate(invalid="ignore"):
+        out[band_y, band_x] = 1.0 / np.maximum(inverse_depth, floor)
     return out
 
 
@@ -194,8 +210,10 @@ def hidden_pixels(z_map: np.ndarray, bg: Background, xs: np.ndarray, ys: np.ndar
     with np.errstate(invalid="ignore"):
         nearer = z_map * np.float32(1 + BEHIND_MARGIN) < layer_depth
     hidden = reach[np.ix_(rows, columns)] & nearer
-    source = ~hidden & ~bg.near_side[np.ix_(rows, columns)] & np.isfinite(z_map)
-    return FillLayer(hidden=hidden, source=source)
+    excluded = hidden | bg.near_side[np.ix_(rows, columns)]
+    # a photo's edge pixels blend both sides (anti-aliasing, defocus): keep the near side's colour out
+    excluded = cv2.dilate(excluded.astype(np.uint8), np.ones((2 * EDGE_PIXELS + 1,) * 2, np.uint8)).astype(bool)
+    return FillLayer(hidden=hidden, source=~excluded & np.isfinite(z_map))
 
 
 def _nearest_sample(samples: np.ndarray, size: int) -> np.ndarray:
