@@ -140,7 +140,7 @@ def _plane_fill(values, known, band, radius, x, y) -> np.ndarray:
     ``known`` vertices in a square window around it, evaluated there (NaN elsewhere).
 
     Each vertex takes the smallest window (half sizes 2, 4, 8, ... up to ``radius``) that is at
-    least MIN_KNOWN_SHARE known: the nearest far surface decides, and where two planes meet
+    least MIN_KNOWN_SHARE known, over more than one row and column: the nearest far surface decides, and where two planes meet
     (a floor and a wall) a small window mixes them over a short distance only. The window sums
     are ``cv2.boxFilter`` of the moment images (constant time per vertex at any size); each fit is
     centred on its own vertex. A small ridge on the slopes keeps a window whose known vertices lie
@@ -156,7 +156,9 @@ def _plane_fill(values, known, band, radius, x, y) -> np.ndarray:
     gy = np.broadcast_to(y[:, None].astype(np.float64), (ny, nx))
     moments = [np.ascontiguousarray(m) for m in (w, w * gx, w * gy, w * gx * gx, w * gx * gy, w * gy * gy,
                                                  u, u * gx, u * gy)]
-    cell = max(abs(float(x[1] - x[0])) if len(x) > 1 else 1.0, abs(float(y[1] - y[0])) if len(y) > 1 else 1.0)
+    cell_x = abs(float(x[1] - x[0])) if len(x) > 1 else 1.0
+    cell_y = abs(float(y[1] - y[0])) if len(y) > 1 else 1.0
+    cell = max(cell_x, cell_y)
     band_y, band_x = np.nonzero(band)
     x0, y0 = gx[band_y, band_x], gy[band_y, band_x]
     inverse_depth = np.full(len(band_y), np.nan)
@@ -167,8 +169,14 @@ def _plane_fill(values, known, band, radius, x, y) -> np.ndarray:
         sums = [cv2.boxFilter(m, cv2.CV_64F, (side, side), normalize=False, borderType=cv2.BORDER_CONSTANT)
                 [band_y[todo], band_x[todo]] for m in moments]
         s, sx, sy, sxx, sxy, syy, su, sxu, syu = sums
-        last = size == sizes[-1]
-        take = s > 0 if last else s >= MIN_KNOWN_SHARE * side * side
+        if size == sizes[-1]:
+            take = s > 0
+        else:  # enough known vertices, spread over more than one row and one column (slopes both ways)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                spread_x = sxx / s - (sx / s) ** 2
+                spread_y = syy / s - (sy / s) ** 2
+            take = ((s >= MIN_KNOWN_SHARE * side * side) & (spread_x >= 0.2 * cell_x * cell_x)
+                    & (spread_y >= 0.2 * cell_y * cell_y))
         if not take.any():
             continue
         s, sx, sy, sxx, sxy, syy, su, sxu, syu = (a[take] for a in sums)
