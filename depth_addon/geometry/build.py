@@ -36,6 +36,7 @@ from .fill import (
     FillLayer,
     add_layer_and_rim,
     background,
+    compact,
     extend_photo,
     fill_cells,
     hidden_pixels,
@@ -175,24 +176,25 @@ def uses_fill(settings: BuildSettings) -> bool:
     return settings.fill and settings.projection == "perspective"
 
 
-def _background(grid: _Grid, settings: BuildSettings, keep: np.ndarray) -> Background | None:
-    """The band and filled depth behind the torn quads of ``grid`` (None without tearing)."""
-    if not settings.tear:
-        return None
-    camera = grid.camera
+def _background(grid: _Grid, settings: BuildSettings, keep: np.ndarray) -> tuple[Background | None, np.ndarray]:
+    """The band and filled depth behind the torn quads of ``grid`` (None without tearing), and the
+    (ny-1, nx-1) bool torn quads."""
     torn = quad_keep_mask(grid.values, None, relative=True) & ~keep
+    if not settings.tear:
+        return None, torn
+    camera = grid.camera
     cells = fill_cells(settings.fill_width, camera.height, camera.width, grid.xs, grid.ys)
     return background(grid.values, torn, cells, settings.tear_threshold, grid.xs + 0.5 - camera.width / 2,
-                      grid.ys + 0.5 - camera.height / 2, camera.focal_px)
+                      grid.ys + 0.5 - camera.height / 2, camera.focal_px), torn
 
 
 def _with_fill(grid, settings, keep, faces, edges, corner_edges, corner_uvs, threshold, scale) -> MeshArrays:
     camera = grid.camera
-    bg = _background(grid, settings, keep)
-    filled = add_layer_and_rim(grid.values, grid.positions, keep, faces, edges, corner_edges, corner_uvs, bg,
+    bg, torn = _background(grid, settings, keep)
+    filled = add_layer_and_rim(grid.values, grid.positions, keep, torn, faces, edges, corner_edges, corner_uvs, bg,
                                threshold, scale, grid.xs, grid.ys, camera.width, camera.height,
                                camera.focal_px, -camera.location[1])
-    used, faces, edges = compact_vertices(len(filled.positions), filled.faces, filled.edges)
+    used, faces, edges = compact(filled, grid.values.size)
     positions, values, grid_index = filled.positions, filled.depth, filled.grid_index
     if used is not None:
         positions, values, grid_index = positions[used], values[used], grid_index[used]
@@ -240,7 +242,7 @@ def _with_fill_points(grid, settings, rgb, positions, values, pixels, colors):
     threshold = settings.tear_threshold if settings.tear else None
     scale = tear_jump_scale(grid.camera.height, grid.camera.width, grid.xs, grid.ys)
     keep = quad_keep_mask(grid.values, threshold, relative=True, jump_scale=scale)
-    bg = _background(grid, settings, keep)
+    bg, _ = _background(grid, settings, keep)
     if bg is None or not bg.band.any():
         return positions, values, pixels, colors
     band_index = np.flatnonzero(bg.band.reshape(-1))

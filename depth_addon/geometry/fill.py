@@ -37,13 +37,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .grid import quad_keep_mask
+from .grid import compact_vertices, quad_keep_mask
 
 # A photo pixel is hidden by the near side when it is this much nearer than the layer behind it.
 BEHIND_MARGIN = 0.01
 EDGE_PIXELS = 2            # photo pixels next to the near side that give no colour to the fill
 LAYER_MATERIAL_INDEX = 1   # the layer's faces use the object's second material (the extended photo)
 MIN_FILL_CELLS = 2         # the band is at least this many grid cells wide
+FIT_RESOLUTION = 512       # plane fits on at most this many vertices along the longer side
 MIN_KNOWN_SHARE = 0.15     # a plane-fit window is used once this share of it is known far side
 
 
@@ -97,21 +98,41 @@ def background(values: np.ndarray, torn: np.ndarray, cells: int, tear_threshold:
     px: (nx,), py: (ny,) pixel coordinates of the grid columns/rows minus the principal
     point; focal: focal length in pixels.
     """
+    ny, nx = values.shape
+    valid = np.isfinite(values)
+    empty = np.zeros((ny, nx), dtype=bool)
+    torn_rows, torn_columns = np.flatnonzero(torn.any(axis=1)), np.flatnonzero(torn.any(axis=0))
+    if not len(torn_rows):
+        return Background(empty, values, empty, valid)
+    # all the work happens within reach of a torn quad: the band (cells) plus its plane-fit windows
+    margin = 2 * (cells + 2) + 2
+    top, bottom = max(torn_rows[0] - margin, 0), min(torn_rows[-1] + 2 + margin, ny)
+    left, right = max(torn_columns[0] - margin, 0), min(torn_columns[-1] + 2 + margin, nx)
+    window = np.s_[top:bottom, left:right]
+    part = _background_in(values[window], torn[top:bottom - 1, left:right - 1], cells, tear_threshold,
+                          px[left:right], py[top:bottom], focal)
+    band, near_side, known = empty.copy(), empty.copy(), valid.copy()
+    band[window], near_side[window], known[window] = part.band, part.near_side, part.known
+    depth = values.copy()
+    depth[window] = part.depth
+    return Background(band, depth, near_side, known)
+
+
+def _background_in(values, torn, cells, tear_threshold, px, py, focal) -> Background:
+    """``background`` on the part of the grid around the torn quads."""
     import cv2
 
     ny, nx = values.shape
-    corners = np.stack([values[1:, :-1], values[1:, 1:], values[:-1, 1:], values[:-1, :-1]])
-    with np.errstate(invalid="ignore"):
-        split = np.sqrt(corners.min(axis=0) * corners.max(axis=0))
-        is_near = torn & (corners < split)
-        is_far = torn & (corners >= split)
+    quad_rows, quad_columns = np.nonzero(torn)
+    corner_rows = np.stack([quad_rows + 1, quad_rows + 1, quad_rows, quad_rows], -1)
+    corner_columns = np.stack([quad_columns, quad_columns + 1, quad_columns + 1, quad_columns], -1)
+    corners = values[corner_rows, corner_columns]  # (torn quads, 4)
+    split = np.sqrt(corners.min(axis=1) * corners.max(axis=1))[:, None]
     near = np.zeros((ny, nx), dtype=bool)
     far = np.zeros((ny, nx), dtype=bool)
-    for grid, corner in ((near, is_near), (far, is_far)):
-        grid[1:, :-1] |= corner[0]
-        grid[1:, 1:] |= corner[1]
-        grid[:-1, 1:] |= corner[2]
-        grid[:-1, :-1] |= corner[3]
+    is_near = corners < split
+    near[corner_rows[is_near], corner_columns[is_near]] = True
+    far[corner_rows[~is_near], corner_columns[~is_near]] = True
     valid = np.isfinite(values)
     if not near.any():
         empty = np.zeros((ny, nx), dtype=bool)
@@ -137,15 +158,48 @@ def background(values: np.ndarray, torn: np.ndarray, cells: int, tear_threshold:
 
 def _plane_fill(values, known, band, radius, x, y) -> np.ndarray:
     """(ny, nx) float32: at each band vertex, the least-squares plane ``1/z = a + b x + c y`` through the
-    ``known`` vertices in a square window around it, evaluated there (NaN elsewhere).
+    ``known`` vertices in a square window around it, evaluated there (NaN elsewhere, and where no
+    known vertex is within ``radius``).
 
-    Each vertex takes the smallest window (half sizes 2, 4, 8, ... up to ``radius``) that is at
-    least MIN_KNOWN_SHARE known, over more than one row and column: the nearest far surface decides, and where two planes meet
-    (a floor and a wall) a small window mixes them over a short distance only. The window sums
-    are ``cv2.boxFilter`` of the moment images (constant time per vertex at any size); each fit is
-    centred on its own vertex. A small ridge on the slopes keeps a window whose known vertices lie
-    on a line (a thin far strip) well-posed. A band vertex with no known vertex within ``radius``
-    stays NaN.
+    A grid finer than FIT_RESOLUTION vertices along its longer side is fitted on every k-th vertex
+    (the planes, not the depths, are taken over: a plane background stays exact) and each band
+    vertex evaluates the plane of its nearest fitted vertex at its own position.
+    """
+    ny, nx = values.shape
+    band_y, band_x = np.nonzero(band)
+    full_x, full_y = x, y
+    step = max(1, math.ceil(max(ny, nx) / FIT_RESOLUTION))
+    if step == 1:
+        rows, columns, target = band_y, band_x, None
+    else:
+        values, known, x, y = values[::step, ::step], known[::step, ::step], x[::step], y[::step]
+        coarse = (np.minimum((band_y + step // 2) // step, len(y) - 1) * len(x)
+                  + np.minimum((band_x + step // 2) // step, len(x) - 1))
+        targets, target = np.unique(coarse, return_inverse=True)
+        rows, columns = np.divmod(targets, len(x))
+        radius = math.ceil(radius / step) + 1
+    inverse_depth, slope_x, slope_y = _fit_planes(values, known, rows, columns, radius, x, y)
+    if target is not None:
+        inverse_depth = (inverse_depth[target] + slope_x[target] * (full_x[band_x] - x[columns][target])
+                         + slope_y[target] * (full_y[band_y] - y[rows][target]))
+    # a plane that reaches infinity (1/z <= 0) is cut at twice the farthest known depth
+    floor = 1.0 / (2.0 * float(np.nanmax(np.where(known, values, np.nan)))) if known.any() else 1e-6
+    out = np.full((ny, nx), np.nan, dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        out[band_y, band_x] = 1.0 / np.maximum(inverse_depth, floor)
+    return out
+
+
+def _fit_planes(values, known, rows, columns, radius, x, y):
+    """Least-squares planes ``1/z = a + b (x - x0) + c (y - y0)`` through the ``known`` vertices around
+    each target vertex ``(rows, columns)`` -> (a, b, c), each (k,) float64, NaN where none fits.
+
+    Each target takes the smallest window (half sizes 2, 4, 8, ... up to ``radius``) that is at
+    least MIN_KNOWN_SHARE known, over more than one row and one column: the nearest far surface
+    decides, and where two planes meet (a floor and a wall) a small window mixes them over a
+    short distance only. Window sums come from summed-area tables of the moment images
+    (``cv2.integral``: four look-ups per target at any size). A small ridge on the slopes keeps a
+    window whose known vertices lie on a line (a thin far strip) well-posed.
     """
     import cv2
 
@@ -154,20 +208,24 @@ def _plane_fill(values, known, band, radius, x, y) -> np.ndarray:
     u = np.where(known, 1.0 / np.where(known, values, 1.0), 0.0)
     gx = np.broadcast_to(x[None, :].astype(np.float64), (ny, nx))
     gy = np.broadcast_to(y[:, None].astype(np.float64), (ny, nx))
-    moments = [np.ascontiguousarray(m) for m in (w, w * gx, w * gy, w * gx * gx, w * gx * gy, w * gy * gy,
-                                                 u, u * gx, u * gy)]
+    moments = (w, w * gx, w * gy, w * gx * gx, w * gx * gy, w * gy * gy, u, u * gx, u * gy)
+    tables = np.stack([cv2.integral(np.ascontiguousarray(m), sdepth=cv2.CV_64F) for m in moments], -1)
+    tables = tables.reshape(-1, len(moments))  # one row of nine sums per table entry: one gather per corner
     cell_x = abs(float(x[1] - x[0])) if len(x) > 1 else 1.0
     cell_y = abs(float(y[1] - y[0])) if len(y) > 1 else 1.0
     cell = max(cell_x, cell_y)
-    band_y, band_x = np.nonzero(band)
-    x0, y0 = gx[band_y, band_x], gy[band_y, band_x]
-    inverse_depth = np.full(len(band_y), np.nan)
-    todo = np.ones(len(band_y), dtype=bool)
+    x0, y0 = gx[rows, columns], gy[rows, columns]
+    planes = np.full((len(rows), 3), np.nan)
+    todo = np.ones(len(rows), dtype=bool)
     sizes = [r for r in (2, 4, 8, 16, 32, 64, 128, 256) if r < radius] + [radius]
     for size in sizes:
-        side = 2 * size + 1
-        sums = [cv2.boxFilter(m, cv2.CV_64F, (side, side), normalize=False, borderType=cv2.BORDER_CONSTANT)
-                [band_y[todo], band_x[todo]] for m in moments]
+        at_y, at_x = rows[todo], columns[todo]
+        top, bottom = np.maximum(at_y - size, 0), np.minimum(at_y + size + 1, ny)
+        left, right = np.maximum(at_x - size, 0), np.minimum(at_x + size + 1, nx)
+        area = (bottom - top) * (right - left)
+        stride = nx + 1
+        sums = (tables[bottom * stride + right] - tables[top * stride + right]
+                - tables[bottom * stride + left] + tables[top * stride + left]).T
         s, sx, sy, sxx, sxy, syy, su, sxu, syu = sums
         if size == sizes[-1]:
             take = s > 0
@@ -175,7 +233,7 @@ def _plane_fill(values, known, band, radius, x, y) -> np.ndarray:
             with np.errstate(invalid="ignore", divide="ignore"):
                 spread_x = sxx / s - (sx / s) ** 2
                 spread_y = syy / s - (sy / s) ** 2
-            take = ((s >= MIN_KNOWN_SHARE * side * side) & (spread_x >= 0.2 * cell_x * cell_x)
+            take = ((s >= MIN_KNOWN_SHARE * area) & (spread_x >= 0.2 * cell_x * cell_x)
                     & (spread_y >= 0.2 * cell_y * cell_y))
         if not take.any():
             continue
@@ -192,14 +250,9 @@ def _plane_fill(values, known, band, radius, x, y) -> np.ndarray:
                            np.stack([cy, cxy, cyy + ridge], -1)], -2)
         rhs = np.stack([su, cxu, cyu], -1)
         index = np.flatnonzero(todo)[take]
-        inverse_depth[index] = np.linalg.solve(matrix, rhs[..., None])[:, 0, 0]
+        planes[index] = np.linalg.solve(matrix, rhs[..., None])[..., 0]
         todo[index] = False
-    # a plane that reaches infinity (1/z <= 0) is cut at twice the farthest known depth
-    floor = 1.0 / (2.0 * float(np.nanmax(np.where(known, values, np.nan)))) if known.any() else 1e-6
-    out = np.full((ny, nx), np.nan, dtype=np.float32)
-    with np.errstate(invalid="ignore"):
-        out[band_y, band_x] = 1.0 / np.maximum(inverse_depth, floor)
-    return out
+    return planes[:, 0], planes[:, 1], planes[:, 2]
 
 
 def hidden_pixels(z_map: np.ndarray, bg: Background, xs: np.ndarray, ys: np.ndarray) -> FillLayer:
@@ -211,17 +264,30 @@ def hidden_pixels(z_map: np.ndarray, bg: Background, xs: np.ndarray, ys: np.ndar
     import cv2
 
     height, width = z_map.shape
-    columns = _nearest_sample(xs, width)
-    rows = _nearest_sample(ys, height)
+    hidden = np.zeros((height, width), dtype=bool)
+    source = np.isfinite(z_map)
+    near_rows, near_columns = np.flatnonzero(bg.near_side.any(axis=1)), np.flatnonzero(bg.near_side.any(axis=0))
+    if not len(near_rows):
+        return FillLayer(hidden=hidden, source=source)
+    # only around the near side: pixels between its first and last row/column, one cell and the edge more
+    pad = EDGE_PIXELS + 1
+    top = max(int(ys[max(near_rows[0] - 1, 0)]) - pad, 0)
+    bottom = min(int(ys[min(near_rows[-1] + 1, len(ys) - 1)]) + pad + 1, height)
+    left = max(int(xs[max(near_columns[0] - 1, 0)]) - pad, 0)
+    right = min(int(xs[min(near_columns[-1] + 1, len(xs) - 1)]) + pad + 1, width)
+    rows = _nearest_sample(ys, height)[top:bottom]
+    columns = _nearest_sample(xs, width)[left:right]
     reach = cv2.dilate(bg.band.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    layer_depth = bg.depth[np.ix_(rows, columns)]
+    z_part = z_map[top:bottom, left:right]
     with np.errstate(invalid="ignore"):
-        nearer = z_map * np.float32(1 + BEHIND_MARGIN) < layer_depth
-    hidden = reach[np.ix_(rows, columns)] & nearer
-    excluded = hidden | bg.near_side[np.ix_(rows, columns)]
+        nearer = z_part * np.float32(1 + BEHIND_MARGIN) < bg.depth[np.ix_(rows, columns)]
+    hidden_part = reach[np.ix_(rows, columns)] & nearer
+    excluded = hidden_part | bg.near_side[np.ix_(rows, columns)]
     # a photo's edge pixels blend both sides (anti-aliasing, defocus): keep the near side's colour out
     excluded = cv2.dilate(excluded.astype(np.uint8), np.ones((2 * EDGE_PIXELS + 1,) * 2, np.uint8)).astype(bool)
-    return FillLayer(hidden=hidden, source=~excluded & np.isfinite(z_map))
+    hidden[top:bottom, left:right] = hidden_part
+    source[top:bottom, left:right] &= ~excluded
+    return FillLayer(hidden=hidden, source=source)
 
 
 def _nearest_sample(samples: np.ndarray, size: int) -> np.ndarray:
@@ -243,8 +309,13 @@ def extend_photo(rgb: np.ndarray, layer: FillLayer) -> np.ndarray:
     out = np.array(rgb[..., :3], dtype=np.uint8, copy=True)
     if not layer.has_hidden:
         return out
-    weight = layer.source.astype(np.float32)
-    premultiplied = rgb[..., :3].astype(np.float32) * weight[..., None]
+    # the colours come from around the hidden pixels: a margin of a tenth of the photo's longer side
+    height, width = layer.hidden.shape
+    margin = max(16, max(height, width) // 10)
+    rows, columns = np.flatnonzero(layer.hidden.any(axis=1)), np.flatnonzero(layer.hidden.any(axis=0))
+    window = np.s_[max(rows[0] - margin, 0):rows[-1] + 1 + margin, max(columns[0] - margin, 0):columns[-1] + 1 + margin]
+    weight = layer.source[window].astype(np.float32)
+    premultiplied = rgb[window][..., :3].astype(np.float32) * weight[..., None]
     levels = [(premultiplied, weight)]
     while min(levels[-1][1].shape) > 4:
         colour, w = levels[-1]
@@ -255,8 +326,27 @@ def extend_photo(rgb: np.ndarray, layer: FillLayer) -> np.ndarray:
         coarse = cv2.pyrUp(estimate, dstsize=(w.shape[1], w.shape[0]))
         trust = np.clip(w * 4.0, 0.0, 1.0)[..., None]  # a quarter of the window known is enough
         estimate = colour / np.maximum(w, 1e-6)[..., None] * trust + coarse * (1.0 - trust)
-    out[layer.hidden] = np.clip(np.round(estimate[layer.hidden]), 0, 255).astype(np.uint8)
+    hidden = layer.hidden[window]
+    out[window][hidden] = np.clip(np.round(estimate[hidden]), 0, 255).astype(np.uint8)
     return out
+
+
+def compact(mesh: FilledMesh, n_grid: int) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """``grid.compact_vertices`` for a filled mesh: when every grid vertex is used (the usual case:
+    the layer uses the far-side vertices of the torn cells) only the few added vertices are
+    renumbered, not the whole grid's faces and edges. -> (used or None, faces, edges)"""
+    is_used = np.zeros(len(mesh.positions), dtype=bool)
+    is_used[mesh.faces.reshape(-1)] = True
+    if not is_used[:n_grid].all():
+        return compact_vertices(len(mesh.positions), mesh.faces, mesh.edges)
+    if is_used.all():
+        return None, mesh.faces, mesh.edges
+    new_index = np.cumsum(is_used, dtype=np.int32)
+    new_index -= 1
+    faces, edges = mesh.faces.copy(), mesh.edges.copy()
+    faces[mesh.photo_faces:] = new_index[faces[mesh.photo_faces:]]
+    edges[mesh.photo_edges:] = new_index[edges[mesh.photo_edges:]]
+    return np.flatnonzero(is_used).astype(np.int32), faces, edges
 
 
 @dataclass(frozen=True)
@@ -266,7 +356,8 @@ class FilledMesh:
     Vertices: the ny*nx grid vertices, then one per band vertex (the layer), then the rim's.
     positions: (V, 3) float32, depth: (V,) float32, grid_index: (V,) int32 grid vertex each
     vertex belongs to; faces: (F, 4) int32, edges: (E, 2) int32, corner_edges: (F*4,) int32,
-    corner_uvs: (F*4, 2) float32, material_index: (F,) int32 (0 photo, 1 extended photo).
+    corner_uvs: (F*4, 2) float32, material_index: (F,) int32 (0 photo, 1 extended photo);
+    the first photo_faces faces and photo_edges edges are the grid mesh's own.
     """
 
     positions: np.ndarray
@@ -277,106 +368,136 @@ class FilledMesh:
     corner_edges: np.ndarray
     corner_uvs: np.ndarray
     material_index: np.ndarray
+    photo_faces: int
+    photo_edges: int
 
 
-def add_layer_and_rim(values, positions, keep, faces, edges, corner_edges, corner_uvs, bg: Background | None,
+def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges, corner_uvs, bg: Background | None,
                       tear_threshold, jump_scale, xs, ys, width, height, focal, pivot) -> FilledMesh:
     """Append the background layer (``bg``; None = no layer) and the rim to a grid mesh.
 
-    values: (ny, nx) float32 distance; positions: (ny*nx, 3) float32; keep: (ny-1, nx-1) bool;
-    faces, edges, corner_edges, corner_uvs: the kept quads' topology in grid vertex indices
-    (``grid.grid_topology``). The layer's quads are those with a band corner that do not tear
-    on the layer's depth, plus every torn cell; each reuses the grid vertex at every corner that
-    is not on the band.
+    values: (ny, nx) float32 distance; positions: (ny*nx, 3) float32; keep, torn: (ny-1, nx-1)
+    bool kept quads and quads dropped for a depth jump; faces, edges, corner_edges, corner_uvs:
+    the kept quads' topology in grid vertex indices (``grid.grid_topology``). The layer's quads
+    are those with a band corner that do not tear on the layer's depth, plus every torn cell;
+    each reuses the grid vertex at every corner that is not on the band.
     """
     ny, nx = values.shape
     n_grid = ny * nx
-    grid_depth = values.reshape(-1)
     pixel_x = (xs.astype(np.float64) + 0.5)
     pixel_y = (ys.astype(np.float64) + 0.5)
-    quad = np.arange((ny - 1) * (nx - 1), dtype=np.int64).reshape(ny - 1, nx - 1)
-    top_left = quad + quad // (nx - 1)
-    quad_corners = np.stack([top_left + nx, top_left + nx + 1, top_left + 1, top_left], -1)  # (qy, qx, 4)
+
+    def quad_corners(quads):  # (k,) quad indices -> (k, 4) grid vertices, the order grid_topology uses
+        top_left = quads + quads // (nx - 1)
+        return np.stack([top_left + nx, top_left + nx + 1, top_left + 1, top_left], -1)
 
     # the layer: a vertex per band vertex, quads with a band corner that hold together on the layer's depth
     if bg is not None and bg.band.any():
-        band = bg.band.reshape(-1)
-        band_index = np.flatnonzero(band)
-        layer_of = np.arange(n_grid, dtype=np.int64)
-        layer_of[band_index] = n_grid + np.arange(len(band_index))
+        band = bg.band
+        band_index = np.flatnonzero(band.reshape(-1))
         layer_keep = quad_keep_mask(bg.depth, tear_threshold, relative=True, jump_scale=jump_scale)
-        layer_keep &= band[quad_corners].any(axis=-1)
+        layer_keep &= band[1:, :-1] | band[1:, 1:] | band[:-1, 1:] | band[:-1, :-1]
         # every torn cell gets a layer face, also where the layer still jumps (a continuous slope too
         # steep for the threshold, not an occlusion): through the camera no cell stays open
-        layer_keep |= quad_keep_mask(values, None, relative=True) & ~keep
-        layer_faces = layer_of[quad_corners[layer_keep]]
+        layer_keep |= torn
+        band_flat = band.reshape(-1)
+
+        def layer_of(vertices):  # grid vertices -> the layer's vertex where on the band, else themselves
+            mapped = vertices.copy()
+            on_band = band_flat[vertices]
+            mapped[on_band] = n_grid + np.searchsorted(band_index, vertices[on_band])
+            return mapped
+
+        band_flat = band_flat.copy()
+        layer_quads = quad_corners(np.flatnonzero(layer_keep.reshape(-1)))
+        # a band vertex whose layer quads all tore gets no vertex (nothing to renumber afterwards)
+        used = np.zeros(n_grid, dtype=bool)
+        used[layer_quads[band_flat[layer_quads]]] = True
+        band_flat &= used
+        band_index = np.flatnonzero(band_flat)
+        layer_faces = layer_of(layer_quads)
         layer_depth = bg.depth.reshape(-1)[band_index]
     else:
         band_index = np.zeros(0, dtype=np.int64)
-        layer_of = np.arange(n_grid, dtype=np.int64)
         layer_keep = np.zeros_like(keep)
         layer_faces = np.zeros((0, 4), dtype=np.int64)
         layer_depth = np.zeros(0, dtype=np.float32)
+
+        def layer_of(vertices):
+            return vertices
     n_layer = len(band_index)
-    vertex_grid = np.concatenate([np.arange(n_grid), band_index])
-    vertex_depth = np.concatenate([grid_depth, layer_depth])
+
+    def grid_of(vertices):  # photo or layer vertices -> their grid vertex
+        return np.where(vertices < n_grid, vertices, band_index[np.clip(vertices - n_grid, 0, max(n_layer - 1, 0))]
+                        if n_layer else vertices)
+
+    def depth_of(vertices):
+        return np.where(vertices < n_grid, values.reshape(-1)[np.minimum(vertices, n_grid - 1)],
+                        layer_depth[np.clip(vertices - n_grid, 0, max(n_layer - 1, 0))] if n_layer else 0)
 
     # the rim: along every border edge of a kept quad (the photo's surface first, else the layer's)
-    rim_quads, rim_material = [], []
+    q = np.arange(ny - 1, dtype=np.int64) * (nx - 1)
     sides = (  # border quads, their two border corners (corner slots) and the rim quad's corner order
-        (quad_corners[0, :], (3, 2), lambda v, r: (v[0], v[1], r[1], r[0])),           # top: tl, tr
-        (quad_corners[-1, :], (0, 1), lambda v, r: (r[0], r[1], v[1], v[0])),          # bottom: bl, br
-        (quad_corners[:, 0], (3, 0), lambda v, r: (r[1], v[1], v[0], r[0])),           # left: tl, bl
-        (quad_corners[:, -1], (2, 1), lambda v, r: (v[1], r[1], r[0], v[0])),          # right: tr, br
+        (np.arange(nx - 1), (3, 2), lambda v, r: (v[0], v[1], r[1], r[0])),                   # top: tl, tr
+        ((ny - 2) * (nx - 1) + np.arange(nx - 1), (0, 1), lambda v, r: (r[0], r[1], v[1], v[0])),  # bottom
+        (q, (3, 0), lambda v, r: (r[1], v[1], v[0], r[0])),                                  # left: tl, bl
+        (q + nx - 2, (2, 1), lambda v, r: (v[1], r[1], r[0], v[0])),                         # right: tr, br
     )
-    keeps = ((keep[0, :], layer_keep[0, :]), (keep[-1, :], layer_keep[-1, :]),
-             (keep[:, 0], layer_keep[:, 0]), (keep[:, -1], layer_keep[:, -1]))
-    border_vertices = []
-    for (corners, slots, order), (main_kept, layer_kept) in zip(sides, keeps, strict=True):
-        for kept, mapping, material in ((main_kept, None, 0), (layer_kept & ~main_kept, layer_of, LAYER_MATERIAL_INDEX)):
-            ends = corners[kept][:, list(slots)]
-            if mapping is not None:
-                ends = mapping[ends]
-            border_vertices.append(ends)
+    rim_quads, rim_material = [], []
+    for quads, slots, order in sides:
+        main_kept = keep.reshape(-1)[quads]
+        layer_kept = layer_keep.reshape(-1)[quads] & ~main_kept
+        for kept, material in ((main_kept, 0), (layer_kept, LAYER_MATERIAL_INDEX)):
+            ends = quad_corners(quads[kept].astype(np.int64))[:, list(slots)]
+            if material:
+                ends = layer_of(ends)
             rim_quads.append((ends, order))
             rim_material.append(np.full(len(ends), material, dtype=np.int32))
-    border = np.unique(np.concatenate([b.reshape(-1) for b in border_vertices]))
-    rim_of = np.full(n_grid + n_layer, -1, dtype=np.int64)
-    rim_of[border] = n_grid + n_layer + np.arange(len(border))
-    rim_faces = [np.stack(order(ends.T, rim_of[ends].T), -1) for ends, order in rim_quads]
+    border = np.unique(np.concatenate([ends.reshape(-1) for ends, _ in rim_quads]))
+    n_rim = len(border)
+    first_rim = n_grid + n_layer
+    rim_faces = [np.stack(order(ends.T, (first_rim + np.searchsorted(border, ends)).T), -1)
+                 for ends, order in rim_quads]
 
     # positions of layer and rim vertices: unproject their pixel (the frame edge for the rim) at their depth
-    rim_grid = vertex_grid[border]
+    rim_grid = grid_of(border)
     rim_row, rim_column = np.divmod(rim_grid, nx)
-    rim_x = pixel_x[rim_column]
-    rim_y = pixel_y[rim_row]
+    rim_x, rim_y = pixel_x[rim_column], pixel_y[rim_row]
     rim_x[rim_column == 0], rim_x[rim_column == nx - 1] = 0.0, float(width)
     rim_y[rim_row == 0], rim_y[rim_row == ny - 1] = 0.0, float(height)
+    rim_depth = depth_of(border).astype(np.float32)
     layer_row, layer_column = np.divmod(band_index, nx)
     new_x = np.concatenate([pixel_x[layer_column], rim_x])
     new_y = np.concatenate([pixel_y[layer_row], rim_y])
-    new_z = np.concatenate([layer_depth, vertex_depth[border]]).astype(np.float64)
+    new_z = np.concatenate([layer_depth, rim_depth]).astype(np.float64)
     new_positions = np.empty((len(new_z), 3), dtype=np.float32)
     new_positions[:, 0] = (new_x - width / 2) / focal * new_z
     new_positions[:, 1] = new_z - pivot
     new_positions[:, 2] = (height / 2 - new_y) / focal * new_z
-    all_positions = np.concatenate([positions, new_positions])
-    all_depth = np.concatenate([vertex_depth, vertex_depth[border]]).astype(np.float32)
-    all_grid = np.concatenate([vertex_grid, rim_grid]).astype(np.int32)
-    uv_x = np.concatenate([pixel_x[np.arange(n_grid) % nx], new_x]) / width
-    uv_y = 1.0 - np.concatenate([pixel_y[np.arange(n_grid) // nx], new_y]) / height
-    vertex_uv = np.stack([uv_x, uv_y], -1).astype(np.float32)
 
+    # corner UVs of the added faces: pixel centres, the frame edge for rim vertices
     extra_faces = np.concatenate([layer_faces, *rim_faces]).astype(np.int64)
+    corner = extra_faces.reshape(-1)
+    is_rim = corner >= first_rim
+    corner_grid = grid_of(np.where(is_rim, 0, corner))
+    u = pixel_x[corner_grid % nx]
+    v = pixel_y[corner_grid // nx]
+    u[is_rim], v[is_rim] = rim_x[corner[is_rim] - first_rim], rim_y[corner[is_rim] - first_rim]
+    extra_uvs = np.stack([u / width, 1.0 - v / height], -1).astype(np.float32)
+
     extra_material = np.concatenate([np.full(len(layer_faces), LAYER_MATERIAL_INDEX, np.int32), *rim_material])
-    all_edges, extra_corner_edges = _extra_edges(edges, extra_faces, len(all_positions), n_grid)
+    all_edges, extra_corner_edges = _extra_edges(edges, extra_faces, first_rim + n_rim, n_grid)
     return FilledMesh(
-        positions=all_positions, depth=all_depth, grid_index=all_grid,
+        positions=np.concatenate([positions, new_positions]),
+        depth=np.concatenate([values.reshape(-1), layer_depth, rim_depth]).astype(np.float32, copy=False),
+        grid_index=np.concatenate([np.arange(n_grid, dtype=np.int32), band_index.astype(np.int32),
+                                   rim_grid.astype(np.int32)]),
         faces=np.concatenate([faces, extra_faces.astype(np.int32)]),
         edges=all_edges,
         corner_edges=np.concatenate([corner_edges, extra_corner_edges]),
-        corner_uvs=np.concatenate([corner_uvs, vertex_uv[extra_faces.reshape(-1)]]),
+        corner_uvs=np.concatenate([corner_uvs, extra_uvs]),
         material_index=np.concatenate([np.zeros(len(faces), np.int32), extra_material]),
+        photo_faces=len(faces), photo_edges=len(edges),
     )
 
 
