@@ -36,19 +36,21 @@ def settings(**changes):
     return BuildSettings(depth_kind="metric", stride=1, fov_deg=FOV, **changes)
 
 
-def layer_vertices(mesh):
-    """Vertices only the layer's faces use (its own, not the far-side vertices it shares)."""
-    layer = np.zeros(len(mesh.positions), bool)
-    layer[mesh.faces[mesh.material_index == LAYER_MATERIAL_INDEX].ravel()] = True
-    photo = np.zeros(len(mesh.positions), bool)
-    photo[mesh.faces[mesh.material_index == 0].ravel()] = True
-    return np.flatnonzero(layer & ~photo), np.flatnonzero(layer & photo)
+def layer_vertices(mesh, depth):
+    """(the layer's own vertices: behind what the photo shows at their pixel,
+    the far-side vertices its faces share with the photo's surface)"""
+    visible = depth[mesh.pixels[:, 1], mesh.pixels[:, 0]]
+    behind = mesh.depth > visible * (1 + 1e-4)
+    layer_faces = behind[mesh.faces].any(axis=1)
+    on_layer = np.zeros(len(mesh.positions), bool)
+    on_layer[mesh.faces[layer_faces].ravel()] = True
+    return np.flatnonzero(behind), np.flatnonzero(on_layer & ~behind)
 
 
 def test_band_lies_on_the_near_side_and_reaches_the_fill_width():
     depth = box_in_front()
     mesh = build_mesh(depth, settings(fill_width=0.1))
-    own, shared = layer_vertices(mesh)
+    own, shared = layer_vertices(mesh, depth)
     pixels = mesh.pixels[own]
     inside = np.zeros((H, W), bool)
     inside[BOX] = True
@@ -62,8 +64,9 @@ def test_band_lies_on_the_near_side_and_reaches_the_fill_width():
 def test_filled_depth_continues_the_far_plane_and_ignores_the_near_side():
     plane = tilted_plane()
     for near in (1.5, 3.0):  # the near side's depth must not change the background
-        mesh = build_mesh(box_in_front(near), settings(fill_width=0.1))
-        own, _ = layer_vertices(mesh)
+        depth = box_in_front(near)
+        mesh = build_mesh(depth, settings(fill_width=0.1))
+        own, _ = layer_vertices(mesh, depth)
         truth = plane[mesh.pixels[own, 1], mesh.pixels[own, 0]]
         error = np.abs(mesh.depth[own] - truth) / np.ptp(plane)
         assert error.max() < 1e-3, error.max()
@@ -85,11 +88,13 @@ def test_layer_joins_the_far_side_without_a_crack_and_the_mesh_is_valid():
     assert (((corner_edges[..., 0] == corners) & (corner_edges[..., 1] == following))
             | ((corner_edges[..., 0] == following) & (corner_edges[..., 1] == corners))).all()
     assert len(np.unique(mesh.corner_edges)) == len(mesh.edges)
-    # a face edge shared by a photo face and a layer face: the join along the far edge
-    material = np.repeat(mesh.material_index, 4)
-    photo_edges = set(mesh.corner_edges[material == 0].tolist())
-    layer_edges = set(mesh.corner_edges[material == LAYER_MATERIAL_INDEX].tolist())
-    assert len(photo_edges & layer_edges) >= 2 * (40 + 40)  # along the whole box outline, both sides
+    # the layer's faces (those with a vertex behind the box) share edges with the far side's faces all
+    # along the box's outline: one per grid edge of the ring just outside it
+    depth = box_in_front()
+    behind = mesh.depth > depth[mesh.pixels[:, 1], mesh.pixels[:, 0]] * (1 + 1e-4)
+    face_on_layer = np.repeat(behind[mesh.faces].any(axis=1), 4)
+    joins = set(mesh.corner_edges[face_on_layer].tolist()) & set(mesh.corner_edges[~face_on_layer].tolist())
+    assert len(joins) >= 2 * (40 + 40) - 4
 
 
 def projected_area(mesh):
@@ -181,8 +186,7 @@ def test_sample_depth_every_cell_is_covered_and_the_layer_is_behind():
     # every grid cell is covered by a photo face or a layer face: the projected area reaches the frame
     assert area.sum() >= 451 * 300 * (1 - 1e-5)
     assert len(plain.faces) < 299 * 450  # the sample depth does tear
-    own, _ = layer_vertices(mesh)
-    assert len(own) > 0
+    assert (mesh.material_index == LAYER_MATERIAL_INDEX).any()
 
 
 def test_points_get_the_filled_background_behind_a_setting():

@@ -409,7 +409,8 @@ def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges,
             return mapped
 
         band_flat = band_flat.copy()
-        layer_quads = quad_corners(np.flatnonzero(layer_keep.reshape(-1)))
+        layer_quad_index = np.flatnonzero(layer_keep.reshape(-1))
+        layer_quads = quad_corners(layer_quad_index)
         # a band vertex whose layer quads all tore gets no vertex (nothing to renumber afterwards)
         used = np.zeros(n_grid, dtype=bool)
         used[layer_quads[band_flat[layer_quads]]] = True
@@ -421,6 +422,7 @@ def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges,
         band_index = np.zeros(0, dtype=np.int64)
         layer_keep = np.zeros_like(keep)
         layer_faces = np.zeros((0, 4), dtype=np.int64)
+        layer_quad_index = np.zeros(0, dtype=np.int64)
         layer_depth = np.zeros(0, dtype=np.float32)
 
         def layer_of(vertices):
@@ -447,12 +449,13 @@ def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges,
     for quads, slots, order in sides:
         main_kept = keep.reshape(-1)[quads]
         layer_kept = layer_keep.reshape(-1)[quads] & ~main_kept
-        for kept, material in ((main_kept, 0), (layer_kept, LAYER_MATERIAL_INDEX)):
+        for kept, on_layer in ((main_kept, False), (layer_kept, True)):
             ends = quad_corners(quads[kept].astype(np.int64))[:, list(slots)]
-            if material:
+            if on_layer:
                 ends = layer_of(ends)
             rim_quads.append((ends, order))
-            rim_material.append(np.full(len(ends), material, dtype=np.int32))
+            material = np.where(torn.reshape(-1)[quads[kept]], 0, LAYER_MATERIAL_INDEX) if on_layer else 0
+            rim_material.append(np.broadcast_to(np.int32(material), len(ends)).astype(np.int32))
     border = np.unique(np.concatenate([ends.reshape(-1) for ends, _ in rim_quads]))
     n_rim = len(border)
     first_rim = n_grid + n_layer
@@ -485,7 +488,9 @@ def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges,
     u[is_rim], v[is_rim] = rim_x[corner[is_rim] - first_rim], rim_y[corner[is_rim] - first_rim]
     extra_uvs = np.stack([u / width, 1.0 - v / height], -1).astype(np.float32)
 
-    extra_material = np.concatenate([np.full(len(layer_faces), LAYER_MATERIAL_INDEX, np.int32), *rim_material])
+    # layer faces over torn cells are what the camera sees there: they show the photo itself
+    layer_material = np.where(torn.reshape(-1)[layer_quad_index], 0, LAYER_MATERIAL_INDEX).astype(np.int32)
+    extra_material = np.concatenate([layer_material, *rim_material])
     all_edges, extra_corner_edges = _extra_edges(edges, extra_faces, first_rim + n_rim, n_grid)
     return FilledMesh(
         positions=np.concatenate([positions, new_positions]),
