@@ -201,3 +201,17 @@ def test_points_get_the_filled_background_behind_a_setting():
     np.testing.assert_allclose(behind, truth, rtol=1e-3)
     assert filled.colors[len(plain.positions):, 1].max() <= 66  # coloured from the far side
     assert len(filled.radii) == len(filled.positions)
+
+
+def test_a_grid_finer_than_the_fit_resolution_is_fitted_coarse_and_stays_exact_on_a_plane():
+    from depth_addon.geometry.fill import FIT_RESOLUTION
+
+    height, width = 300, 2 * FIT_RESOLUTION + 100  # fitted on every third vertex
+    plane = tilted_plane(height, width)
+    depth = plane.copy()
+    depth[100:200, 300:700] = 2.0
+    mesh = build_mesh(depth, BuildSettings(depth_kind="metric", stride=1, fov_deg=FOV, fill_width=0.02))
+    own, _ = layer_vertices(mesh, depth)
+    assert len(own) > 1000
+    truth = plane[mesh.pixels[own, 1], mesh.pixels[own, 0]]
+    assert (np.abs(mesh.depth[own] - truth) / np.ptp(plane)).max() < 1e-3

@@ -132,3 +132,14 @@ def test_cli_runs_midas_with_a_weights_file(tmp_path, sample_photo):
     bpy.ops.wm.open_mainfile(filepath=str(out / "chelsea.blend"))
     obj = bpy.data.objects["chelsea"]
     assert '"depth_kind": "inverse"' in obj["depth_addon_settings"] and len(obj.data.polygons) > 0
+
+
+@pytest.mark.pure
+def test_fill_flags_map_onto_the_settings():
+    from depth_addon.cli.mesh_cmd import build_parser, settings_from_args
+
+    defaults = settings_from_args(build_parser().parse_args(["photo.jpg", "-o", "out.blend"]))
+    assert defaults.fill and defaults.fill_width == 0.05 and not defaults.fill_points
+    changed = settings_from_args(build_parser().parse_args(
+        ["photo.jpg", "-o", "out.blend", "--no-fill", "--fill-width", "0.1", "--fill-points"]))
+    assert (changed.fill, changed.fill_width, changed.fill_points) == (False, 0.1, True)
