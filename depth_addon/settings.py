@@ -39,6 +39,11 @@ class BuildSettings:
     tear_threshold: float = 0.05          # per face: (max - min) / min camera distance (perspective),
                                           # or max - min nearness in [0, 1] (relief) above this tears;
                                           # judged as on a 512-vertex mesh, so resolution doesn't change it
+    fill: bool = True                     # perspective: continue the far side behind every tear (hidden
+                                          # background layer) and a rim out to the photo's frame
+    fill_width: float = 0.05              # how far the layer reaches behind the near side, as a
+                                          # fraction of the photo's longer side
+    fill_points: bool = False             # point clouds: add the filled background points too
     depth_kind: DepthKind = "inverse"
     invert_relative: bool = False
     near: float = 1.0                     # distance of the nearest inverse/relative depth
@@ -70,6 +75,9 @@ class BuildSettings:
             problems.append(f"need 0 < near < far (got near={self.near}, far={self.far})")
         if self.tear_threshold <= 0:
             problems.append(f"tear_threshold must be > 0 (got {self.tear_threshold}); to keep every face use tear=False")
+        if not 0 < self.fill_width <= 1:
+            problems.append(f"fill_width must be above 0 and at most 1, a fraction of the longer side "
+                            f"(got {self.fill_width})")
         if self.point_size <= 0:
             problems.append(f"point_size must be > 0 (got {self.point_size})")
         for name, value, valid in (("output", self.output, ("mesh", "points")),

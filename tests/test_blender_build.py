@@ -47,7 +47,7 @@ def import_sample(sample_photo, depth=None, **overrides):
 
 
 def test_counts_uvs_and_datablocks(sample_photo):
-    result = import_sample(sample_photo, resolution=64, tear=False)
+    result = import_sample(sample_photo, resolution=64, tear=False, fill=False)
     mesh = result.object.data
     nx, ny = 64, round(64 * PHOTO_H / PHOTO_W)
     assert (len(mesh.vertices), len(mesh.polygons)) == (nx * ny, (nx - 1) * (ny - 1))
@@ -76,7 +76,7 @@ def test_vertices_reproject_through_the_camera(sample_photo):
     from mathutils import Vector
 
     depth = metric_depth()
-    result = import_sample(sample_photo, depth=depth, stride=3, fov_deg=47.0)
+    result = import_sample(sample_photo, depth=depth, stride=3, fov_deg=47.0, fill=False)
     scene, obj, camera = bpy.context.scene, result.object, result.camera
     assert (scene.render.resolution_x, scene.render.resolution_y) == (PHOTO_W, PHOTO_H)
     assert camera.data.sensor_fit == "HORIZONTAL"
@@ -188,7 +188,7 @@ def test_remesh_changes_resolution_without_the_network(sample_photo, tmp_path):
     obj = bpy.data.objects["chelsea"]
     api.remesh(obj, resolution=64)
     nx, ny = 64, round(64 * PHOTO_H / PHOTO_W)
-    assert len(obj.data.vertices) == nx * ny
+    assert len(obj.data.vertices) == nx * ny + 2 * (nx + ny) - 4  # the grid and the fill's rim (no tear here)
     # the stored depth survives the save exactly (full float), so the rebuilt mesh is exact too
     from depth_addon.blender.datablocks import load_depth
 
@@ -333,7 +333,7 @@ def test_exif_rotated_photo_is_packed_upright(tmp_path):
                                  stride=1, tear=False)
     assert tuple(result.image.size) == (40, 60) and result.image.packed_file is not None
     np.testing.assert_array_equal(image_rgb(result.image), upright)
-    assert len(result.object.data.vertices) == 60 * 40
+    assert len(result.object.data.vertices) == 60 * 40 + 2 * (60 + 40) - 4  # the grid and the fill's rim
 
 
 @pytest.mark.parametrize(("height", "width", "output"), [(3, 2, "mesh"), (2, 3, "mesh"), (1, 5, "points")])
@@ -346,7 +346,7 @@ def test_tiny_photo_keeps_its_aspect_through_the_camera(height, width, output):
 
     image = bpy.data.images.new("tiny", width, height)
     depth = np.full((height, width), 3.0, np.float32)
-    result = api.build_from_depth(image, depth, BuildSettings(output=output, stride=1, depth_kind="metric"))
+    result = api.build_from_depth(image, depth, BuildSettings(output=output, stride=1, depth_kind="metric", fill=False))
     render = bpy.context.scene.render
     assert render.resolution_x * height == render.resolution_y * width  # Blender's 4-pixel minimum kept the aspect
     data = result.object.data

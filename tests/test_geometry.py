@@ -50,7 +50,7 @@ def test_sample_indices_resolution_and_stride():
 
 def test_vertex_and_face_counts_for_a_resolution():
     depth = np.ones((H, W), np.float32)
-    mesh = build_mesh(depth, BuildSettings(resolution=20, depth_kind="metric"))
+    mesh = build_mesh(depth, BuildSettings(resolution=20, depth_kind="metric", fill=False))
     ny, nx = round(20 * H / W), 20
     assert mesh.positions.shape == (ny * nx, 3) and mesh.positions.dtype == np.float32
     assert mesh.faces.shape == ((ny - 1) * (nx - 1), 4)
@@ -60,7 +60,7 @@ def test_vertex_and_face_counts_for_a_resolution():
 
 
 def test_uvs_hit_pixel_centres():
-    mesh = build_mesh(smooth_metric_depth(), BuildSettings(resolution=17, depth_kind="metric"))
+    mesh = build_mesh(smooth_metric_depth(), BuildSettings(resolution=17, depth_kind="metric", fill=False))
     assert np.all((mesh.uvs > 0) & (mesh.uvs < 1))
     x, y = mesh.pixels[:, 0], mesh.pixels[:, 1]
     np.testing.assert_allclose(mesh.uvs[:, 0], (x + 0.5) / W, atol=1e-7)
@@ -70,7 +70,7 @@ def test_uvs_hit_pixel_centres():
 
 def test_perspective_vertices_reproject_onto_their_pixels():
     depth = smooth_metric_depth()
-    mesh = build_mesh(depth, BuildSettings(stride=1, depth_kind="metric", fov_deg=50.0))
+    mesh = build_mesh(depth, BuildSettings(stride=1, depth_kind="metric", fov_deg=50.0, fill=False))
     u, v, z = project(mesh.positions.astype(np.float64), mesh.camera)
     np.testing.assert_allclose(u, mesh.pixels[:, 0] + 0.5, atol=0.01)
     np.testing.assert_allclose(v, mesh.pixels[:, 1] + 0.5, atol=0.01)
@@ -107,7 +107,7 @@ def test_relative_picture_lighter_is_nearer_and_invert_flips():
 def test_step_edge_tears_and_no_face_crosses_it():
     depth = np.full((H, W), 2.0, np.float32)
     depth[:, 20:] = 6.0
-    settings = BuildSettings(stride=1, depth_kind="metric", tear_threshold=0.1)
+    settings = BuildSettings(stride=1, depth_kind="metric", tear_threshold=0.1, fill=False)
     torn = build_mesh(depth, settings)
     face_depths = torn.depth[torn.faces]
     assert np.all(face_depths.max(axis=1) == face_depths.min(axis=1))  # every face on one side
@@ -167,7 +167,7 @@ def test_resize_depth_maps_pixel_centres():
     # pixel centre x' + 0.5 of the output sits at (x' + 0.5) / 2 in the input: value (x' + 0.5)/2 - 0.5
     expected = np.clip((np.arange(20) + 0.5) / 2 - 0.5, 0, 9)
     np.testing.assert_allclose(up[3], expected, atol=1e-6)
-    mesh = build_mesh(np.full((15, 22), 3.0, np.float32), BuildSettings(stride=1, depth_kind="metric"),
+    mesh = build_mesh(np.full((15, 22), 3.0, np.float32), BuildSettings(stride=1, depth_kind="metric", fill=False),
                       image_size=(H, W))
     assert mesh.camera.width == W and mesh.camera.height == H and len(mesh.positions) == H * W
 
@@ -196,7 +196,7 @@ def test_tearing_judges_slope_not_resolution():
     slope = 1.0 + 9.0 * x / width  # smooth but steep: 28% per face at resolution 32, yet never a tear
     step = np.where(x < 300, 2.0, 6.0).astype(np.float32)  # a real discontinuity
     for resolution in (32, 128, 512):
-        settings = BuildSettings(resolution=resolution, depth_kind="metric", tear_threshold=0.05)
+        settings = BuildSettings(resolution=resolution, depth_kind="metric", tear_threshold=0.05, fill=False)
         smooth = build_mesh(slope, settings)
         assert len(smooth.faces) == (len(smooth.xs) - 1) * (len(smooth.ys) - 1), resolution
         torn = build_mesh(step, settings)
@@ -206,7 +206,7 @@ def test_tearing_judges_slope_not_resolution():
 def test_no_geometry_raises_an_error_that_names_the_fix():
     from depth_addon.errors import DepthAddonError
 
-    metric = BuildSettings(stride=1, depth_kind="metric")
+    metric = BuildSettings(stride=1, depth_kind="metric", fill=False)
     with pytest.raises(DepthAddonError, match="1x5 vertices.*output='points'"):
         build_mesh(np.ones((5, 1), np.float32), metric)  # a one-pixel-wide image: no quad fits
     with pytest.raises(DepthAddonError, match="stride 8"):

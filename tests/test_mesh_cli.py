@@ -93,7 +93,8 @@ def test_cli_with_the_sample_depth_writes_blend_and_glb(tmp_path, sample_photo):
     assert (out / "chelsea.glb").stat().st_size > 0
     bpy.ops.wm.open_mainfile(filepath=str(out / "chelsea.blend"))
     obj = bpy.data.objects["chelsea"]
-    assert obj.type == "MESH" and len(obj.data.vertices) == 96 * round(96 * 300 / 451)
+    nx, ny = 96, round(96 * 300 / 451)
+    assert obj.type == "MESH" and len(obj.data.vertices) == nx * ny + 2 * (nx + ny) - 4  # grid + the fill's rim
     assert bpy.context.scene.camera == obj["depth_addon_camera"]
     assert (bpy.context.scene.render.resolution_x, bpy.context.scene.render.resolution_y) == (451, 300)
     assert '"depth_kind": "relative"' in obj["depth_addon_settings"]
@@ -131,3 +132,14 @@ def test_cli_runs_midas_with_a_weights_file(tmp_path, sample_photo):
     bpy.ops.wm.open_mainfile(filepath=str(out / "chelsea.blend"))
     obj = bpy.data.objects["chelsea"]
     assert '"depth_kind": "inverse"' in obj["depth_addon_settings"] and len(obj.data.polygons) > 0
+
+
+@pytest.mark.pure
+def test_fill_flags_map_onto_the_settings():
+    from depth_addon.cli.mesh_cmd import build_parser, settings_from_args
+
+    defaults = settings_from_args(build_parser().parse_args(["photo.jpg", "-o", "out.blend"]))
+    assert defaults.fill and defaults.fill_width == 0.05 and not defaults.fill_points
+    changed = settings_from_args(build_parser().parse_args(
+        ["photo.jpg", "-o", "out.blend", "--no-fill", "--fill-width", "0.1", "--fill-points"]))
+    assert (changed.fill, changed.fill_width, changed.fill_points) == (False, 0.1, True)

@@ -295,7 +295,10 @@ def test_sidebar_uses_the_image_shown_in_an_image_editor(addon, checkpoint, capf
     assert obj[PROP_PHOTO] == image  # the datablock itself, not a second copy of the file
     assert stored_settings(obj).resolution == 48
     after = _counts(bpy)
-    assert after["images"] == before["images"] + 1  # only the stored depth map
+    from depth_addon.blender.build import PROP_FILL_IMAGE
+
+    # the stored depth map, and the extended photo where the mesh tears
+    assert after["images"] == before["images"] + 1 + (PROP_FILL_IMAGE in obj)
     assert after["cameras"] == before["cameras"]  # add_camera was off in the sidebar
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import DepthAddonError
 from ..geometry import build_mesh, build_points, resize_depth, resolve_fov
+from ..geometry.fill import extend_photo
 from ..settings import BuildSettings
 from . import datablocks
 from .mesh import fill_mesh, new_mesh, new_point_cloud, scale_point_radius
@@ -27,6 +28,7 @@ PROP_FOV = "depth_addon_fov_deg"         # horizontal FOV actually used (EXIF/de
 PROP_DEPTH = "depth_addon_depth"         # Image: the depth map (float, image-sized)
 PROP_PHOTO = "depth_addon_photo"         # Image: the photo
 PROP_CAMERA = "depth_addon_camera"       # Object: the matching camera (absent without one)
+PROP_FILL_IMAGE = "depth_addon_fill_image"  # Image: the extended photo the fill layer samples (with fill)
 
 
 @dataclass
@@ -82,9 +84,12 @@ def build_objects(name: str, image: bpy.types.Image | Path | np.ndarray, rgb: np
                 "it looks rotated (made from the photo without its EXIF orientation?); rotate it to match the photo")
         depth = resize_depth(depth, height, width)
         depth_image = datablocks.store_depth(f"{name} depth", depth)
-        data, material, model = _new_geometry(name, photo, rgb, depth, settings, fov_deg)
+        data, material, arrays = _new_geometry(name, photo, rgb, depth, settings, fov_deg)
+        model = arrays.camera
         data.materials.append(material)
         obj = bpy.data.objects.new(name, data)
+        if settings.output == "mesh":
+            _update_fill_texture(obj, rgb, arrays, settings.shader)
         if settings.output == "points" and obj.type == "MESH":  # Blender 4.2-4.4: points mesh + nodes
             add_points_modifier(obj, material)
         camera = None
@@ -133,7 +138,12 @@ def remesh_object(obj: bpy.types.Object, settings: BuildSettings | None = None, 
         if settings.output != "mesh":
             raise DepthAddonError(f"{obj.name!r} is a mesh; to get points, import the photo again with output='points'")
         arrays = build_mesh(depth, settings, fov_deg=fov)
+        if arrays.fill is not None and photo is None:
+            raise DepthAddonError(f"{obj.name!r} lost its photo image, which the fill needs; "
+                                  "import the photo again or re-mesh with fill=False")
         fill_mesh(obj.data, arrays, settings.shade_smooth)
+        if arrays.fill is not None:
+            _update_fill_texture(obj, datablocks.image_rgb(photo), arrays, settings.shader)
     else:
         if settings.output != "points":
             raise DepthAddonError(f"{obj.name!r} is a point cloud; to get a mesh, import the photo again with output='mesh'")
@@ -200,7 +210,28 @@ def _new_geometry(name, photo, rgb, depth, settings, fov_deg):
         material = datablocks.photo_material(name, photo, settings.shader)
     else:
         raise ValueError(f"unknown output {settings.output!r}; valid: mesh, points")
-    return data, material, arrays.camera
+    return data, material, arrays
+
+
+def _update_fill_texture(obj: bpy.types.Object, rgb: np.ndarray, arrays, shader: str) -> None:
+    """Give the fill layer (material slot 2) the extended photo of ``arrays.fill``: a new packed image,
+    in a material made on first use; a previous extended photo nothing else uses is removed."""
+    if arrays.fill is None:
+        return
+    old = obj.get(PROP_FILL_IMAGE)
+    image = datablocks.packed_png_image(f"{obj.name} filled", extend_photo(rgb, arrays.fill))
+    materials = obj.data.materials
+    if len(materials) < 2:
+        while len(materials) < 1:
+            materials.append(None)
+        materials.append(datablocks.photo_material(f"{obj.name} filled", image, shader))
+    elif materials[1] is not None and materials[1].node_tree is not None:
+        for node in materials[1].node_tree.nodes:
+            if node.type == "TEX_IMAGE" and node.image == old:
+                node.image = image
+    obj[PROP_FILL_IMAGE] = image
+    if old is not None and old.users == 0:
+        bpy.data.images.remove(old)
 
 
 def select_only(objects, view_layer=None) -> None:

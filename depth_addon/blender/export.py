@@ -86,6 +86,8 @@ def export_scene(path: Path, result, pack_images: bool = True, triangulate: bool
                     bpy.ops.wm.obj_export(filepath=str(path), export_selected_objects=True, export_materials=True,
                                           path_mode="COPY" if obj.type == "MESH" else "AUTO",
                                           export_triangulated_mesh=triangulate)
+                if obj.type == "MESH":
+                    _write_packed_textures(obj, path.parent)
             elif suffix == ".ply":
                 bpy.ops.wm.ply_export(filepath=str(path), export_selected_objects=True, export_uv=True,
                                       export_colors="SRGB", ascii_format=False)
@@ -93,6 +95,21 @@ def export_scene(path: Path, result, pack_images: bool = True, triangulate: bool
                     _name_ply_texture(path, result.image)
             else:
                 raise DepthAddonError(f"cannot write {path.name}: use .blend, .glb, .gltf, .obj or .ply")
+
+
+def _write_packed_textures(obj, folder: Path) -> None:
+    """Write the packed images of ``obj``'s materials that have no file (the fill's extended photo) next
+    to an .obj: its .mtl names them by their file name, but the OBJ exporter copies files only."""
+    for material in obj.data.materials:
+        if material is None or material.node_tree is None:
+            continue
+        for node in material.node_tree.nodes:
+            image = getattr(node, "image", None) if node.type == "TEX_IMAGE" else None
+            if image is None or image.packed_file is None:
+                continue
+            source = Path(bpy.path.abspath(image.filepath, library=image.library))
+            if not source.is_file():
+                (folder / source.name).write_bytes(image.packed_file.data)
 
 
 class _exportable:

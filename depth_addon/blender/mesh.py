@@ -48,6 +48,9 @@ def fill_mesh(mesh: bpy.types.Mesh, arrays: MeshArrays, smooth: bool = True) -> 
     depth = attributes.new(DEPTH_ATTRIBUTE, "FLOAT", "POINT")
     depth.data.foreach_set("value", _flat(arrays.depth, np.float32))
     mesh.uv_layers.active = mesh.uv_layers[UV_MAP_NAME]
+    if arrays.material_index is not None:  # the fill layer's faces use the second material
+        index = attributes.new("material_index", "INT", "FACE")
+        index.data.foreach_set("value", _flat(arrays.material_index, np.int32))
     if smooth:
         mesh.shade_smooth()
     else:

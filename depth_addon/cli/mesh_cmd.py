@@ -66,6 +66,12 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     tear.add_argument("--tear-threshold", type=float, default=defaults.tear_threshold, metavar="X",
                       help="relative depth jump that tears a face (default %(default)s)")
     tear.add_argument("--no-tear", action="store_true", help="keep (stretch) faces across depth jumps")
+    g.add_argument("--no-fill", action="store_true",
+                   help="no hidden background layer behind the tears and no rim to the frame (perspective)")
+    g.add_argument("--fill-width", type=float, default=defaults.fill_width, metavar="F",
+                   help="how far the background continues behind the near side, as a fraction of the "
+                        "photo's longer side (default %(default)s)")
+    g.add_argument("--fill-points", action="store_true", help="point clouds: add the filled background points too")
     g.add_argument("--flat", action="store_true", help="flat shading instead of smooth")
     g.add_argument("--shader", choices=SHADERS, default="shadeless",
                    help="principled: lit by the scene's lights; shadeless: the photo's own colours, unlit, so any "
@@ -108,6 +114,7 @@ def settings_from_args(args: argparse.Namespace) -> BuildSettings:
         output=args.mode, projection=args.projection, fov_deg=args.fov,
         resolution=args.resolution, stride=args.stride,
         tear=not args.no_tear, tear_threshold=args.tear_threshold,
+        fill=not args.no_fill, fill_width=args.fill_width, fill_points=args.fill_points,
         invert_relative=args.invert, near=args.near, far=args.far,
         relief_strength=args.relief_strength, shade_smooth=not args.flat, shader=args.shader,
         point_size=args.point_size, add_camera=not args.no_camera, set_render_resolution=True,

@@ -31,6 +31,16 @@ import numpy as np
 from ..errors import DepthAddonError
 from ..settings import DEFAULT_FOV_DEG, BuildSettings
 from .depth import camera_distance, nearness, resize_depth
+from .fill import (
+    Background,
+    FillLayer,
+    add_layer_and_rim,
+    background,
+    compact,
+    extend_photo,
+    fill_cells,
+    hidden_pixels,
+)
 from .grid import compact_vertices, grid_topology, quad_keep_mask, sample_indices, tear_jump_scale
 
 
@@ -67,7 +77,10 @@ class MeshArrays:
     depth: (V,) float32 camera-axis distance (perspective) or nearness in [0, 1] (relief)
     xs: (nx,) int64, ys: (ny,) int64 sampled pixel columns and rows
     grid_index: (V,) int32 index ``row * nx + column`` of each vertex in the sampling grid,
-    or None when every grid vertex is kept (then vertex k is grid vertex k).
+    or None when every grid vertex is kept (then vertex k is grid vertex k). A fill-layer vertex
+    has its grid vertex's index, a rim vertex its border vertex's (it sits on the frame edge).
+    material_index: (F,) int32 0 = the photo, 1 = the extended photo (the fill layer); None
+    without fill. fill: what the extended photo needs (``fill.extend_photo``), None without fill.
     """
 
     positions: np.ndarray
@@ -80,6 +93,8 @@ class MeshArrays:
     ys: np.ndarray
     grid_index: np.ndarray | None
     camera: CameraModel
+    material_index: np.ndarray | None = None
+    fill: FillLayer | None = None
 
     @property
     def corner_verts(self) -> np.ndarray:
@@ -142,6 +157,8 @@ def build_mesh(depth: np.ndarray, settings: BuildSettings, image_size: tuple[int
         raise DepthAddonError(_no_faces_reason(grid, settings))
     faces, edges, corner_edges = grid_topology(keep)
     corner_uvs = _corner_uvs(faces, grid.xs, grid.ys, grid.camera.width, grid.camera.height)
+    if uses_fill(settings):
+        return _with_fill(grid, settings, keep, faces, edges, corner_edges, corner_uvs, threshold, scale)
     used, faces, edges = compact_vertices(grid.values.size, faces, edges)
     positions, values = grid.positions, grid.values.reshape(-1)
     if used is not None:
@@ -153,9 +170,46 @@ def build_mesh(depth: np.ndarray, settings: BuildSettings, image_size: tuple[int
     )
 
 
+def uses_fill(settings: BuildSettings) -> bool:
+    """Whether a build gets the background layer and rim: ``fill`` on, perspective projection
+    (a relief is a height field: one sheet, see docs/geometry.md)."""
+    return settings.fill and settings.projection == "perspective"
+
+
+def _background(grid: _Grid, settings: BuildSettings, keep: np.ndarray) -> tuple[Background | None, np.ndarray]:
+    """The band and filled depth behind the torn quads of ``grid`` (None without tearing), and the
+    (ny-1, nx-1) bool torn quads."""
+    torn = quad_keep_mask(grid.values, None, relative=True) & ~keep
+    if not settings.tear:
+        return None, torn
+    camera = grid.camera
+    cells = fill_cells(settings.fill_width, camera.height, camera.width, grid.xs, grid.ys)
+    return background(grid.values, torn, cells, settings.tear_threshold, grid.xs + 0.5 - camera.width / 2,
+                      grid.ys + 0.5 - camera.height / 2, camera.focal_px), torn
+
+
+def _with_fill(grid, settings, keep, faces, edges, corner_edges, corner_uvs, threshold, scale) -> MeshArrays:
+    camera = grid.camera
+    bg, torn = _background(grid, settings, keep)
+    filled = add_layer_and_rim(grid.values, grid.positions, keep, torn, faces, edges, corner_edges, corner_uvs, bg,
+                               threshold, scale, grid.xs, grid.ys, camera.width, camera.height,
+                               camera.focal_px, -camera.location[1])
+    used, faces, edges = compact(filled, grid.values.size)
+    positions, values, grid_index = filled.positions, filled.depth, filled.grid_index
+    if used is not None:
+        positions, values, grid_index = positions[used], values[used], grid_index[used]
+    layer = hidden_pixels(grid.z_map, bg, grid.xs, grid.ys) if bg is not None and bg.band.any() else None
+    return MeshArrays(
+        positions=positions, faces=faces, edges=edges, corner_edges=filled.corner_edges,
+        corner_uvs=filled.corner_uvs, depth=values, xs=grid.xs, ys=grid.ys, grid_index=grid_index,
+        camera=camera, material_index=filled.material_index, fill=layer,
+    )
+
+
 def build_points(rgb: np.ndarray, depth: np.ndarray, settings: BuildSettings,
                  fov_deg: float | None = None) -> PointArrays:
-    """Coloured point cloud: one point per sampled pixel with depth.
+    """Coloured point cloud: one point per sampled pixel with depth (with ``fill_points``, perspective:
+    then one per fill-band vertex at the background layer's depth, coloured from the extended photo).
 
     rgb: (H, W, 3) uint8 photo; depth: (h, w), resampled to (H, W) when different.
     """
@@ -171,13 +225,39 @@ def build_points(rgb: np.ndarray, depth: np.ndarray, settings: BuildSettings,
         index = np.flatnonzero(ok)
         positions, values = grid.positions[index], values[index]
     pixels = _grid_pixels(index, grid.xs, grid.ys)
+    colors = rgb[pixels[:, 1], pixels[:, 0], :3]
+    if settings.fill_points and uses_fill(settings):
+        positions, values, pixels, colors = _with_fill_points(grid, settings, rgb, positions, values, pixels, colors)
     if settings.projection == "perspective":
         pivot = -grid.camera.location[1]
         radii = values * np.float32(settings.point_size / pivot)
     else:
         radii = np.full(len(values), settings.point_size, dtype=np.float32)
-    return PointArrays(positions=positions, colors=rgb[pixels[:, 1], pixels[:, 0], :3],
-                       pixels=pixels, depth=values, radii=radii, camera=grid.camera)
+    return PointArrays(positions=positions, colors=colors, pixels=pixels, depth=values, radii=radii,
+                       camera=grid.camera)
+
+
+def _with_fill_points(grid, settings, rgb, positions, values, pixels, colors):
+    """Append a point per band vertex at the layer's depth, coloured from the extended photo."""
+    threshold = settings.tear_threshold if settings.tear else None
+    scale = tear_jump_scale(grid.camera.height, grid.camera.width, grid.xs, grid.ys)
+    keep = quad_keep_mask(grid.values, threshold, relative=True, jump_scale=scale)
+    bg, _ = _background(grid, settings, keep)
+    if bg is None or not bg.band.any():
+        return positions, values, pixels, colors
+    band_index = np.flatnonzero(bg.band.reshape(-1))
+    band_pixels = _grid_pixels(band_index, grid.xs, grid.ys)
+    band_depth = bg.depth.reshape(-1)[band_index]
+    camera = grid.camera
+    band_positions = np.empty((len(band_index), 3), dtype=np.float32)
+    scale_xz = band_depth / np.float32(camera.focal_px)
+    band_positions[:, 0] = (band_pixels[:, 0] + 0.5 - camera.width / 2) * scale_xz
+    band_positions[:, 1] = band_depth + np.float32(camera.location[1])
+    band_positions[:, 2] = (camera.height / 2 - (band_pixels[:, 1] + 0.5)) * scale_xz
+    extended = extend_photo(rgb, hidden_pixels(grid.z_map, bg, grid.xs, grid.ys))
+    return (np.concatenate([positions, band_positions]), np.concatenate([values, band_depth]),
+            np.concatenate([pixels, band_pixels]),
+            np.concatenate([colors, extended[band_pixels[:, 1], band_pixels[:, 0]]]))
 
 
 _NO_DEPTH = ("the depth map has no usable values (all NaN or infinite, or <= 0 for metric depth); "
@@ -230,6 +310,7 @@ class _Grid:
     xs: np.ndarray          # (nx,) sampled pixel columns
     ys: np.ndarray          # (ny,) sampled pixel rows
     camera: CameraModel
+    z_map: np.ndarray | None = None  # (H, W) float32 full-resolution distance (perspective)
 
 
 def _sample(depth: np.ndarray, settings: BuildSettings, image_size: tuple[int, int] | None,
@@ -269,6 +350,7 @@ def _sample(depth: np.ndarray, settings: BuildSettings, image_size: tuple[int, i
         positions[..., 2] = (np.float32(height / 2) - cy) / focal * values
         camera = CameraModel(width, height, fov, (0.0, -pivot, 0.0),
                              clip_start=min(0.1, 0.5 * z_min), clip_end=max(2.0 * z_max, z_max + 1.0))
+        return _Grid(positions.reshape(-1, 3), values.astype(np.float32, copy=False), xs, ys, camera, z_map)
     else:
         raise ValueError(f"unknown projection {settings.projection!r}; valid: perspective, relief")
     return _Grid(positions.reshape(-1, 3), values.astype(np.float32, copy=False), xs, ys, camera)

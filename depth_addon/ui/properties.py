@@ -41,6 +41,12 @@ FIELD_UI: dict[str, dict] = {
     "tear": {"name": "Tear at Edges", "description": "Drop faces across depth discontinuities, so foreground and background separate"},
     "tear_threshold": {"name": "Tear Threshold", "description": "Relative depth jump that tears a face",
                        "min": 1e-4, "max": 10.0, "soft_max": 0.5, "precision": 3},
+    "fill": {"name": "Fill Behind Tears", "description": "Perspective meshes: continue the far side behind every "
+             "tear (a hidden background layer with an extended copy of the photo) and add a rim out to the frame, "
+             "so nothing of the world shows through the camera and camera moves find a background"},
+    "fill_width": {"name": "Fill Width", "description": "How far the background continues behind the near side, "
+                   "as a fraction of the photo's longer side", "min": 1e-3, "max": 1.0, "soft_max": 0.2, "precision": 3},
+    "fill_points": {"name": "Fill Points", "description": "Point clouds: add the filled background points too"},
     "depth_kind": {"name": "Depth Kind", "description": "What the depth values mean", "items": {
         "inverse": ("Inverse (MiDaS)", "Relative inverse depth: larger = nearer", "NONE"),
         "metric": ("Metric", "Distance along the camera axis, in scene units", "NONE"),
@@ -65,12 +71,16 @@ FIELD_UI: dict[str, dict] = {
 }
 
 # Drawn at the top of the sidebar and the operator; every other field goes under "More".
-MAIN_FIELDS = ("output", "projection", "resolution", "tear", "tear_threshold", "near", "far", "add_camera")
+MAIN_FIELDS = ("output", "projection", "resolution", "tear", "tear_threshold", "fill", "fill_width", "near", "far",
+               "add_camera")
 # Drawn next to the depth map file (they only matter for a depth file), not with the geometry.
 DEPTH_FILE_FIELDS = ("depth_kind", "invert_relative")
 # A field is greyed out unless another field has a value (``None`` = a Literal field not drawn expanded).
 ACTIVE_WHEN = {
     "tear_threshold": ("tear", True),
+    "fill": ("projection", "perspective"),
+    "fill_width": ("fill", True),
+    "fill_points": ("output", "points"),
     "relief_strength": ("projection", "relief"),
     "point_size": ("output", "points"),
     "invert_relative": ("depth_kind", "relative"),

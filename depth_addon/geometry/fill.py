@@ -1,0 +1,533 @@
+"""The hidden background layer behind every tear, and the rim out to the photo's frame (numpy + OpenCV).
+
+Tearing drops the faces across a depth jump, which leaves a hole: through the camera a thin
+outline of the world around every foreground shape, from a camera moved sideways an empty
+crescent. The fill continues the *far* side of each tear behind the near side:
+
+* **Which vertices.** In every torn quad the corners nearer than the geometric mean of its
+  nearest and farthest corner are *near*, the others *far*. The band is the near vertices
+  plus every vertex within ``fill_width`` of them on the near side (closer to a near vertex
+  than to a far one: ``cv2.distanceTransform`` of both sets).
+* **Depth from the far side only.** Each band vertex gets the local plane through the far side:
+  a least-squares fit of inverse depth ``1/z`` against the normalised image coordinates over
+  the known vertices in a square window (moments summed with ``cv2.boxFilter``). The near side
+  has weight zero, so it is never averaged in; a plane in the world is exactly affine in ``1/z``
+  under a pinhole camera, so plane backgrounds (walls, floors) continue exactly. The result is
+  kept behind the near surface it hides behind.
+* **Geometry.** Band vertices get a second vertex at the filled depth. The layer's quads are the
+  grid quads with a band corner that do not tear on the filled depth; their other corners are
+  the existing far-side vertices, so the layer shares its vertices with the far surface (no
+  crack) and, in every torn cell, spans exactly the cell's pixels: through the camera the gap
+  between the near and the far vertex row is covered.
+* **Rim.** Vertices sit on pixel centres, so the mesh stops half a pixel inside the photo's
+  frame; the rim adds one quad per border edge out to the frame edge (same depth, UVs on the
+  frame edge), sharing the border vertices.
+* **Colour from the far side only.** The layer samples an extended copy of the photo: the
+  photo pixels it shows in place of the near side ("hidden") are filled by a masked push-pull
+  (``cv2.pyrDown``/``pyrUp`` of weight-premultiplied colour, weight zero on the near side),
+  every other pixel is the photo's own.
+
+Everything is vectorised; nothing loops over pixels. Array shapes are in the docstrings.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .grid import compact_vertices, quad_keep_mask
+
+# A photo pixel is hidden by the near side when it is this much nearer than the layer behind it.
+BEHIND_MARGIN = 0.01
+EDGE_PIXELS = 2            # photo pixels next to the near side that give no colour to the fill
+LAYER_MATERIAL_INDEX = 1   # the layer's faces use the object's second material (the extended photo)
+MIN_FILL_CELLS = 2         # the band is at least this many grid cells wide
+FIT_RESOLUTION = 512       # plane fits on at most this many vertices along the longer side
+MIN_KNOWN_SHARE = 0.15     # a plane-fit window is used once this share of it is known far side
+
+
+@dataclass(frozen=True)
+class FillLayer:
+    """What texturing the layer needs (see ``extend_photo``).
+
+    hidden: (H, W) bool photo pixels the layer shows where the photo shows the near side.
+    source: (H, W) bool photo pixels its colour may come from (the far side and everything
+    away from tears; never the near side).
+    """
+
+    hidden: np.ndarray
+    source: np.ndarray
+
+    @property
+    def has_hidden(self) -> bool:
+        return bool(self.hidden.any())
+
+
+@dataclass(frozen=True)
+class Background:
+    """The band of grid vertices behind which the far side continues, and its filled depth.
+
+    band: (ny, nx) bool; depth: (ny, nx) float32 the layer's depth (filled on the band,
+    the grid's own depth elsewhere, NaN where there is none); near_side: (ny, nx) bool
+    vertices on the near side of a tear (within reach of the fill), never a colour source;
+    known: (ny, nx) bool the far-side vertices the filled depth was fitted to.
+    """
+
+    band: np.ndarray
+    depth: np.ndarray
+    near_side: np.ndarray
+    known: np.ndarray
+
+
+def fill_cells(fill_width: float, height: int, width: int, xs: np.ndarray, ys: np.ndarray) -> int:
+    """``fill_width`` (a fraction of the photo's longer side) in grid cells, at least MIN_FILL_CELLS."""
+    samples = xs if width >= height else ys
+    spacing = (samples[-1] - samples[0]) / (len(samples) - 1) if len(samples) > 1 else 1.0
+    return max(MIN_FILL_CELLS, math.ceil(fill_width * max(height, width) / max(spacing, 1.0)))
+
+
+def background(values: np.ndarray, torn: np.ndarray, cells: int, tear_threshold: float,
+               px: np.ndarray, py: np.ndarray, focal: float) -> Background:
+    """Band and filled depth behind every torn quad.
+
+    values: (ny, nx) float32 camera distance, NaN = no depth; torn: (ny-1, nx-1) bool quads
+    dropped for a depth jump; cells: band width in grid cells; tear_threshold: the relative jump
+    that tears (known far side lies at least that much behind the near side within reach);
+    px: (nx,), py: (ny,) pixel coordinates of the grid columns/rows minus the principal
+    point; focal: focal length in pixels.
+    """
+    ny, nx = values.shape
+    valid = np.isfinite(values)
+    empty = np.zeros((ny, nx), dtype=bool)
+    torn_rows, torn_columns = np.flatnonzero(torn.any(axis=1)), np.flatnonzero(torn.any(axis=0))
+    if not len(torn_rows):
+        return Background(empty, values, empty, valid)
+    # all the work happens within reach of a torn quad: the band (cells) plus its plane-fit windows
+    margin = 2 * (cells + 2) + 2
+    top, bottom = max(torn_rows[0] - margin, 0), min(torn_rows[-1] + 2 + margin, ny)
+    left, right = max(torn_columns[0] - margin, 0), min(torn_columns[-1] + 2 + margin, nx)
+    window = np.s_[top:bottom, left:right]
+    part = _background_in(values[window], torn[top:bottom - 1, left:right - 1], cells, tear_threshold,
+                          px[left:right], py[top:bottom], focal)
+    band, near_side, known = empty.copy(), empty.copy(), valid.copy()
+    band[window], near_side[window], known[window] = part.band, part.near_side, part.known
+    depth = values.copy()
+    depth[window] = part.depth
+    return Background(band, depth, near_side, known)
+
+
+def _background_in(values, torn, cells, tear_threshold, px, py, focal) -> Background:
+    """``background`` on the part of the grid around the torn quads."""
+    import cv2
+
+    ny, nx = values.shape
+    quad_rows, quad_columns = np.nonzero(torn)
+    corner_rows = np.stack([quad_rows + 1, quad_rows + 1, quad_rows, quad_rows], -1)
+    corner_columns = np.stack([quad_columns, quad_columns + 1, quad_columns + 1, quad_columns], -1)
+    corners = values[corner_rows, corner_columns]  # (torn quads, 4)
+    split = np.sqrt(corners.min(axis=1) * corners.max(axis=1))[:, None]
+    near = np.zeros((ny, nx), dtype=bool)
+    far = np.zeros((ny, nx), dtype=bool)
+    is_near = corners < split
+    near[corner_rows[is_near], corner_columns[is_near]] = True
+    far[corner_rows[~is_near], corner_columns[~is_near]] = True
+    valid = np.isfinite(values)
+    if not near.any():
+        empty = np.zeros((ny, nx), dtype=bool)
+        return Background(empty, values, empty, valid)
+    to_near = cv2.distanceTransform((~near).astype(np.uint8), cv2.DIST_L2, 5)
+    to_far = cv2.distanceTransform((~far).astype(np.uint8), cv2.DIST_L2, 5) if far.any() else np.inf
+    near_side = near | (to_near < to_far)
+    band = valid & (near | (near_side & (to_near <= cells)))
+    # Known far side: off the near side, and clearly behind every near vertex within reach (steep
+    # faces of a foreground object tear inside it too, so the split by distance alone can leak)
+    radius = cells + 2
+    reach = cv2.dilate(np.where(near, values, 0).astype(np.float32),
+                       cv2.getStructuringElement(cv2.MORPH_RECT, (2 * radius + 1, 2 * radius + 1)))
+    with np.errstate(invalid="ignore"):
+        known = valid & ~near_side & (values > reach * np.float32(1 + tear_threshold))
+    filled = _plane_fill(values, known, band, radius, px / focal, py / focal)
+    with np.errstate(invalid="ignore"):  # a vertex with no far side behind it within reach gets no layer
+        band &= filled > values * np.float32(1 + tear_threshold)
+    depth = values.copy()
+    depth[band] = filled[band]
+    return Background(band, depth, near_side & valid, known)
+
+
+def _plane_fill(values, known, band, radius, x, y) -> np.ndarray:
+    """(ny, nx) float32: at each band vertex, the least-squares plane ``1/z = a + b x + c y`` through the
+    ``known`` vertices in a square window around it, evaluated there (NaN elsewhere, and where no
+    known vertex is within ``radius``).
+
+    A grid finer than FIT_RESOLUTION vertices along its longer side is fitted on every k-th vertex
+    (the planes, not the depths, are taken over: a plane background stays exact) and each band
+    vertex evaluates the plane of its nearest fitted vertex at its own position.
+    """
+    ny, nx = values.shape
+    band_y, band_x = np.nonzero(band)
+    full_x, full_y = x, y
+    step = max(1, math.ceil(max(ny, nx) / FIT_RESOLUTION))
+    if step == 1:
+        rows, columns, target = band_y, band_x, None
+    else:
+        values, known, x, y = values[::step, ::step], known[::step, ::step], x[::step], y[::step]
+        coarse = (np.minimum((band_y + step // 2) // step, len(y) - 1) * len(x)
+                  + np.minimum((band_x + step // 2) // step, len(x) - 1))
+        targets, target = np.unique(coarse, return_inverse=True)
+        rows, columns = np.divmod(targets, len(x))
+        radius = math.ceil(radius / step) + 1
+    inverse_depth, slope_x, slope_y = _fit_planes(values, known, rows, columns, radius, x, y)
+    if target is not None:
+        inverse_depth = (inverse_depth[target] + slope_x[target] * (full_x[band_x] - x[columns][target])
+                         + slope_y[target] * (full_y[band_y] - y[rows][target]))
+    # a plane that reaches infinity (1/z <= 0) is cut at twice the farthest known depth
+    floor = 1.0 / (2.0 * float(np.nanmax(np.where(known, values, np.nan)))) if known.any() else 1e-6
+    out = np.full((ny, nx), np.nan, dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        out[band_y, band_x] = 1.0 / np.maximum(inverse_depth, floor)
+    return out
+
+
+def _fit_planes(values, known, rows, columns, radius, x, y):
+    """Least-squares planes ``1/z = a + b (x - x0) + c (y - y0)`` through the ``known`` vertices around
+    each target vertex ``(rows, columns)`` -> (a, b, c), each (k,) float64, NaN where none fits.
+
+    Each target takes the smallest window (half sizes 2, 4, 8, ... up to ``radius``) that is at
+    least MIN_KNOWN_SHARE known, over more than one row and one column: the nearest far surface
+    decides, and where two planes meet (a floor and a wall) a small window mixes them over a
+    short distance only. Window sums come from summed-area tables of the moment images
+    (``cv2.integral``: four look-ups per target at any size). A small ridge on the slopes keeps a
+    window whose known vertices lie on a line (a thin far strip) well-posed.
+    """
+    import cv2
+
+    ny, nx = values.shape
+    w = known.astype(np.float64)
+    u = np.where(known, 1.0 / np.where(known, values, 1.0), 0.0)
+    gx = np.broadcast_to(x[None, :].astype(np.float64), (ny, nx))
+    gy = np.broadcast_to(y[:, None].astype(np.float64), (ny, nx))
+    moments = (w, w * gx, w * gy, w * gx * gx, w * gx * gy, w * gy * gy, u, u * gx, u * gy)
+    tables = np.stack([cv2.integral(np.ascontiguousarray(m), sdepth=cv2.CV_64F) for m in moments], -1)
+    tables = tables.reshape(-1, len(moments))  # one row of nine sums per table entry: one gather per corner
+    cell_x = abs(float(x[1] - x[0])) if len(x) > 1 else 1.0
+    cell_y = abs(float(y[1] - y[0])) if len(y) > 1 else 1.0
+    cell = max(cell_x, cell_y)
+    x0, y0 = gx[rows, columns], gy[rows, columns]
+    planes = np.full((len(rows), 3), np.nan)
+    todo = np.ones(len(rows), dtype=bool)
+    sizes = [r for r in (2, 4, 8, 16, 32, 64, 128, 256) if r < radius] + [radius]
+    for size in sizes:
+        at_y, at_x = rows[todo], columns[todo]
+        top, bottom = np.maximum(at_y - size, 0), np.minimum(at_y + size + 1, ny)
+        left, right = np.maximum(at_x - size, 0), np.minimum(at_x + size + 1, nx)
+        area = (bottom - top) * (right - left)
+        stride = nx + 1
+        sums = (tables[bottom * stride + right] - tables[top * stride + right]
+                - tables[bottom * stride + left] + tables[top * stride + left]).T
+        s, sx, sy, sxx, sxy, syy, su, sxu, syu = sums
+        if size == sizes[-1]:
+            take = s > 0
+        else:  # enough known vertices, spread over more than one row and one column (slopes both ways)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                spread_x = sxx / s - (sx / s) ** 2
+                spread_y = syy / s - (sy / s) ** 2
+            take = ((s >= MIN_KNOWN_SHARE * area) & (spread_x >= 0.2 * cell_x * cell_x)
+                    & (spread_y >= 0.2 * cell_y * cell_y))
+        if not take.any():
+            continue
+        s, sx, sy, sxx, sxy, syy, su, sxu, syu = (a[take] for a in sums)
+        px0, py0 = x0[todo][take], y0[todo][take]
+        # centre every fit on its own vertex: moments of (x - x0), (y - y0)
+        cx, cy = sx - px0 * s, sy - py0 * s
+        cxx = sxx - 2 * px0 * sx + px0 * px0 * s
+        cyy = syy - 2 * py0 * sy + py0 * py0 * s
+        cxy = sxy - px0 * sy - py0 * sx + px0 * py0 * s
+        cxu, cyu = sxu - px0 * su, syu - py0 * su
+        ridge = 0.001 * cell * cell * s
+        matrix = np.stack([np.stack([s, cx, cy], -1), np.stack([cx, cxx + ridge, cxy], -1),
+                           np.stack([cy, cxy, cyy + ridge], -1)], -2)
+        rhs = np.stack([su, cxu, cyu], -1)
+        index = np.flatnonzero(todo)[take]
+        planes[index] = np.linalg.solve(matrix, rhs[..., None])[..., 0]
+        todo[index] = False
+    return planes[:, 0], planes[:, 1], planes[:, 2]
+
+
+def hidden_pixels(z_map: np.ndarray, bg: Background, xs: np.ndarray, ys: np.ndarray) -> FillLayer:
+    """Which photo pixels the layer shows filled, and which may give colour.
+
+    A pixel takes its nearest grid vertex; it is hidden when that vertex (or one next to it) is
+    on the band and the pixel is clearly nearer than the layer there. z_map: (H, W) float32.
+    """
+    import cv2
+
+    height, width = z_map.shape
+    hidden = np.zeros((height, width), dtype=bool)
+    source = np.isfinite(z_map)
+    near_rows, near_columns = np.flatnonzero(bg.near_side.any(axis=1)), np.flatnonzero(bg.near_side.any(axis=0))
+    if not len(near_rows):
+        return FillLayer(hidden=hidden, source=source)
+    # only around the near side: pixels between its first and last row/column, one cell and the edge more
+    pad = EDGE_PIXELS + 1
+    top = max(int(ys[max(near_rows[0] - 1, 0)]) - pad, 0)
+    bottom = min(int(ys[min(near_rows[-1] + 1, len(ys) - 1)]) + pad + 1, height)
+    left = max(int(xs[max(near_columns[0] - 1, 0)]) - pad, 0)
+    right = min(int(xs[min(near_columns[-1] + 1, len(xs) - 1)]) + pad + 1, width)
+    rows = _nearest_sample(ys, height)[top:bottom]
+    columns = _nearest_sample(xs, width)[left:right]
+    reach = cv2.dilate(bg.band.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    z_part = z_map[top:bottom, left:right]
+    with np.errstate(invalid="ignore"):
+        nearer = z_part * np.float32(1 + BEHIND_MARGIN) < bg.depth[np.ix_(rows, columns)]
+    hidden_part = reach[np.ix_(rows, columns)] & nearer
+    excluded = hidden_part | bg.near_side[np.ix_(rows, columns)]
+    # a photo's edge pixels blend both sides (anti-aliasing, defocus): keep the near side's colour out
+    excluded = cv2.dilate(excluded.astype(np.uint8), np.ones((2 * EDGE_PIXELS + 1,) * 2, np.uint8)).astype(bool)
+    hidden[top:bottom, left:right] = hidden_part
+    source[top:bottom, left:right] &= ~excluded
+    return FillLayer(hidden=hidden, source=source)
+
+
+def _nearest_sample(samples: np.ndarray, size: int) -> np.ndarray:
+    """(size,) index of the nearest of the increasing ``samples`` for every pixel 0..size-1."""
+    middles = (samples[:-1] + samples[1:]) / 2
+    return np.searchsorted(middles, np.arange(size), side="right").astype(np.intp)
+
+
+def extend_photo(rgb: np.ndarray, layer: FillLayer) -> np.ndarray:
+    """The photo with its hidden pixels filled from the far side only (masked push-pull).
+
+    The photo's colour, premultiplied by a weight that is 0 off ``layer.source``, is halved
+    with ``cv2.pyrDown`` down to a few pixels, then pulled back up with ``cv2.pyrUp``: each
+    level keeps its own average where it has enough weight and takes the coarser level's
+    elsewhere. Seen pixels are returned unchanged. rgb: (H, W, 3) uint8 -> (H, W, 3) uint8.
+    """
+    import cv2
+
+    out = np.array(rgb[..., :3], dtype=np.uint8, copy=True)
+    if not layer.has_hidden:
+        return out
+    # the colours come from around the hidden pixels: a margin of a tenth of the photo's longer side
+    height, width = layer.hidden.shape
+    margin = max(16, max(height, width) // 10)
+    rows, columns = np.flatnonzero(layer.hidden.any(axis=1)), np.flatnonzero(layer.hidden.any(axis=0))
+    window = np.s_[max(rows[0] - margin, 0):rows[-1] + 1 + margin, max(columns[0] - margin, 0):columns[-1] + 1 + margin]
+    weight = layer.source[window].astype(np.float32)
+    premultiplied = rgb[window][..., :3].astype(np.float32) * weight[..., None]
+    levels = [(premultiplied, weight)]
+    while min(levels[-1][1].shape) > 4:
+        colour, w = levels[-1]
+        levels.append((cv2.pyrDown(colour), cv2.pyrDown(w)))
+    colour, w = levels[-1]
+    estimate = colour / np.maximum(w, 1e-6)[..., None]
+    for colour, w in reversed(levels[:-1]):
+        coarse = cv2.pyrUp(estimate, dstsize=(w.shape[1], w.shape[0]))
+        trust = np.clip(w * 4.0, 0.0, 1.0)[..., None]  # a quarter of the window known is enough
+        estimate = colour / np.maximum(w, 1e-6)[..., None] * trust + coarse * (1.0 - trust)
+    hidden = layer.hidden[window]
+    out[window][hidden] = np.clip(np.round(estimate[hidden]), 0, 255).astype(np.uint8)
+    return out
+
+
+def compact(mesh: FilledMesh, n_grid: int) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """``grid.compact_vertices`` for a filled mesh: when every grid vertex is used (the usual case:
+    the layer uses the far-side vertices of the torn cells) only the few added vertices are
+    renumbered, not the whole grid's faces and edges. -> (used or None, faces, edges)"""
+    is_used = np.zeros(len(mesh.positions), dtype=bool)
+    is_used[mesh.faces.reshape(-1)] = True
+    if not is_used[:n_grid].all():
+        return compact_vertices(len(mesh.positions), mesh.faces, mesh.edges)
+    if is_used.all():
+        return None, mesh.faces, mesh.edges
+    new_index = np.cumsum(is_used, dtype=np.int32)
+    new_index -= 1
+    faces, edges = mesh.faces.copy(), mesh.edges.copy()
+    faces[mesh.photo_faces:] = new_index[faces[mesh.photo_faces:]]
+    edges[mesh.photo_edges:] = new_index[edges[mesh.photo_edges:]]
+    return np.flatnonzero(is_used).astype(np.int32), faces, edges
+
+
+@dataclass(frozen=True)
+class FilledMesh:
+    """A grid mesh plus its background layer and rim, before unused vertices are dropped.
+
+    Vertices: the ny*nx grid vertices, then one per band vertex (the layer), then the rim's.
+    positions: (V, 3) float32, depth: (V,) float32, grid_index: (V,) int32 grid vertex each
+    vertex belongs to; faces: (F, 4) int32, edges: (E, 2) int32, corner_edges: (F*4,) int32,
+    corner_uvs: (F*4, 2) float32, material_index: (F,) int32 (0 photo, 1 extended photo);
+    the first photo_faces faces and photo_edges edges are the grid mesh's own.
+    """
+
+    positions: np.ndarray
+    depth: np.ndarray
+    grid_index: np.ndarray
+    faces: np.ndarray
+    edges: np.ndarray
+    corner_edges: np.ndarray
+    corner_uvs: np.ndarray
+    material_index: np.ndarray
+    photo_faces: int
+    photo_edges: int
+
+
+def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges, corner_uvs, bg: Background | None,
+                      tear_threshold, jump_scale, xs, ys, width, height, focal, pivot) -> FilledMesh:
+    """Append the background layer (``bg``; None = no layer) and the rim to a grid mesh.
+
+    values: (ny, nx) float32 distance; positions: (ny*nx, 3) float32; keep, torn: (ny-1, nx-1)
+    bool kept quads and quads dropped for a depth jump; faces, edges, corner_edges, corner_uvs:
+    the kept quads' topology in grid vertex indices (``grid.grid_topology``). The layer's quads
+    are those with a band corner that do not tear on the layer's depth, plus every torn cell;
+    each reuses the grid vertex at every corner that is not on the band.
+    """
+    ny, nx = values.shape
+    n_grid = ny * nx
+    pixel_x = (xs.astype(np.float64) + 0.5)
+    pixel_y = (ys.astype(np.float64) + 0.5)
+
+    def quad_corners(quads):  # (k,) quad indices -> (k, 4) grid vertices, the order grid_topology uses
+        top_left = quads + quads // (nx - 1)
+        return np.stack([top_left + nx, top_left + nx + 1, top_left + 1, top_left], -1)
+
+    # the layer: a vertex per band vertex, quads with a band corner that hold together on the layer's depth
+    if bg is not None and bg.band.any():
+        band = bg.band
+        band_index = np.flatnonzero(band.reshape(-1))
+        layer_keep = quad_keep_mask(bg.depth, tear_threshold, relative=True, jump_scale=jump_scale)
+        layer_keep &= band[1:, :-1] | band[1:, 1:] | band[:-1, 1:] | band[:-1, :-1]
+        # every torn cell gets a layer face, also where the layer still jumps (a continuous slope too
+        # steep for the threshold, not an occlusion): through the camera no cell stays open
+        layer_keep |= torn
+        band_flat = band.reshape(-1)
+
+        def layer_of(vertices):  # grid vertices -> the layer's vertex where on the band, else themselves
+            mapped = vertices.copy()
+            on_band = band_flat[vertices]
+            mapped[on_band] = n_grid + np.searchsorted(band_index, vertices[on_band])
+            return mapped
+
+        band_flat = band_flat.copy()
+        layer_quad_index = np.flatnonzero(layer_keep.reshape(-1))
+        layer_quads = quad_corners(layer_quad_index)
+        # a band vertex whose layer quads all tore gets no vertex (nothing to renumber afterwards)
+        used = np.zeros(n_grid, dtype=bool)
+        used[layer_quads[band_flat[layer_quads]]] = True
+        band_flat &= used
+        band_index = np.flatnonzero(band_flat)
+        layer_faces = layer_of(layer_quads)
+        layer_depth = bg.depth.reshape(-1)[band_index]
+    else:
+        band_index = np.zeros(0, dtype=np.int64)
+        layer_keep = np.zeros_like(keep)
+        layer_faces = np.zeros((0, 4), dtype=np.int64)
+        layer_quad_index = np.zeros(0, dtype=np.int64)
+        layer_depth = np.zeros(0, dtype=np.float32)
+
+        def layer_of(vertices):
+            return vertices
+    n_layer = len(band_index)
+
+    def grid_of(vertices):  # photo or layer vertices -> their grid vertex
+        return np.where(vertices < n_grid, vertices, band_index[np.clip(vertices - n_grid, 0, max(n_layer - 1, 0))]
+                        if n_layer else vertices)
+
+    def depth_of(vertices):
+        return np.where(vertices < n_grid, values.reshape(-1)[np.minimum(vertices, n_grid - 1)],
+                        layer_depth[np.clip(vertices - n_grid, 0, max(n_layer - 1, 0))] if n_layer else 0)
+
+    # the rim: along every border edge of a kept quad (the photo's surface first, else the layer's)
+    q = np.arange(ny - 1, dtype=np.int64) * (nx - 1)
+    sides = (  # border quads, their two border corners (corner slots) and the rim quad's corner order
+        (np.arange(nx - 1), (3, 2), lambda v, r: (v[0], v[1], r[1], r[0])),                   # top: tl, tr
+        ((ny - 2) * (nx - 1) + np.arange(nx - 1), (0, 1), lambda v, r: (r[0], r[1], v[1], v[0])),  # bottom
+        (q, (3, 0), lambda v, r: (r[1], v[1], v[0], r[0])),                                  # left: tl, bl
+        (q + nx - 2, (2, 1), lambda v, r: (v[1], r[1], r[0], v[0])),                         # right: tr, br
+    )
+    rim_quads, rim_material = [], []
+    for quads, slots, order in sides:
+        main_kept = keep.reshape(-1)[quads]
+        layer_kept = layer_keep.reshape(-1)[quads] & ~main_kept
+        for kept, on_layer in ((main_kept, False), (layer_kept, True)):
+            ends = quad_corners(quads[kept].astype(np.int64))[:, list(slots)]
+            if on_layer:
+                ends = layer_of(ends)
+            rim_quads.append((ends, order))
+            material = np.where(torn.reshape(-1)[quads[kept]], 0, LAYER_MATERIAL_INDEX) if on_layer else 0
+            rim_material.append(np.broadcast_to(np.int32(material), len(ends)).astype(np.int32))
+    border = np.unique(np.concatenate([ends.reshape(-1) for ends, _ in rim_quads]))
+    n_rim = len(border)
+    first_rim = n_grid + n_layer
+    rim_faces = [np.stack(order(ends.T, (first_rim + np.searchsorted(border, ends)).T), -1)
+                 for ends, order in rim_quads]
+
+    # positions of layer and rim vertices: unproject their pixel (the frame edge for the rim) at their depth
+    rim_grid = grid_of(border)
+    rim_row, rim_column = np.divmod(rim_grid, nx)
+    rim_x, rim_y = pixel_x[rim_column], pixel_y[rim_row]
+    rim_x[rim_column == 0], rim_x[rim_column == nx - 1] = 0.0, float(width)
+    rim_y[rim_row == 0], rim_y[rim_row == ny - 1] = 0.0, float(height)
+    rim_depth = depth_of(border).astype(np.float32)
+    layer_row, layer_column = np.divmod(band_index, nx)
+    new_x = np.concatenate([pixel_x[layer_column], rim_x])
+    new_y = np.concatenate([pixel_y[layer_row], rim_y])
+    new_z = np.concatenate([layer_depth, rim_depth]).astype(np.float64)
+    new_positions = np.empty((len(new_z), 3), dtype=np.float32)
+    new_positions[:, 0] = (new_x - width / 2) / focal * new_z
+    new_positions[:, 1] = new_z - pivot
+    new_positions[:, 2] = (height / 2 - new_y) / focal * new_z
+
+    # corner UVs of the added faces: pixel centres, the frame edge for rim vertices
+    extra_faces = np.concatenate([layer_faces, *rim_faces]).astype(np.int64)
+    corner = extra_faces.reshape(-1)
+    is_rim = corner >= first_rim
+    corner_grid = grid_of(np.where(is_rim, 0, corner))
+    u = pixel_x[corner_grid % nx]
+    v = pixel_y[corner_grid // nx]
+    u[is_rim], v[is_rim] = rim_x[corner[is_rim] - first_rim], rim_y[corner[is_rim] - first_rim]
+    extra_uvs = np.stack([u / width, 1.0 - v / height], -1).astype(np.float32)
+
+    # layer faces over torn cells are what the camera sees there: they show the photo itself
+    layer_material = np.where(torn.reshape(-1)[layer_quad_index], 0, LAYER_MATERIAL_INDEX).astype(np.int32)
+    extra_material = np.concatenate([layer_material, *rim_material])
+    all_edges, extra_corner_edges = _extra_edges(edges, extra_faces, first_rim + n_rim, n_grid)
+    return FilledMesh(
+        positions=np.concatenate([positions, new_positions]),
+        depth=np.concatenate([values.reshape(-1), layer_depth, rim_depth]).astype(np.float32, copy=False),
+        grid_index=np.concatenate([np.arange(n_grid, dtype=np.int32), band_index.astype(np.int32),
+                                   rim_grid.astype(np.int32)]),
+        faces=np.concatenate([faces, extra_faces.astype(np.int32)]),
+        edges=all_edges,
+        corner_edges=np.concatenate([corner_edges, extra_corner_edges]),
+        corner_uvs=np.concatenate([corner_uvs, extra_uvs]),
+        material_index=np.concatenate([np.zeros(len(faces), np.int32), extra_material]),
+        photo_faces=len(faces), photo_edges=len(edges),
+    )
+
+
+def _extra_edges(edges, extra_faces, n_vertices, n_grid) -> tuple[np.ndarray, np.ndarray]:
+    """Edges of the added faces: those the grid mesh already has are reused, the rest appended.
+
+    The added faces are few (a band along the tears and the border), so deduplicating their
+    edges by sorting is cheap; of the grid's edges only those between vertices the added faces
+    touch are looked at. -> (all edges (E', 2) int32, corner edges of the added faces (4 F',) int32)
+    """
+    first = extra_faces.reshape(-1)
+    second = np.roll(extra_faces, -1, axis=1).reshape(-1)
+    keys = np.minimum(first, second) * n_vertices + np.maximum(first, second)
+    unique, inverse = np.unique(keys, return_inverse=True)
+    edge_index = np.full(len(unique), -1, dtype=np.int64)
+    touched = np.zeros(n_grid, dtype=bool)
+    touched[first[first < n_grid]] = True
+    candidates = np.flatnonzero(touched[edges[:, 0]] & touched[edges[:, 1]])
+    if len(candidates):
+        pairs = edges[candidates].astype(np.int64)
+        grid_keys = pairs.min(axis=1) * n_vertices + pairs.max(axis=1)
+        where = np.clip(np.searchsorted(unique, grid_keys), 0, len(unique) - 1)
+        found = unique[where] == grid_keys
+        edge_index[where[found]] = candidates[found]
+    new = edge_index < 0
+    edge_index[new] = len(edges) + np.arange(int(new.sum()))
+    new_pairs = np.stack([unique[new] // n_vertices, unique[new] % n_vertices], -1).astype(np.int32)
+    return np.concatenate([edges, new_pairs]), edge_index[inverse].astype(np.int32)
