@@ -360,16 +360,17 @@ def resolve_torch_command(build: TorchBuild, report: str | os.PathLike, python: 
 
 def install_command(build: TorchBuild, target: str | os.PathLike, torch_pins: Sequence[str],
                     constraints: str | os.PathLike, python: str = sys.executable,
-                    requirements: Sequence[Requirement] = REQUIREMENTS) -> list[str]:
+                    requirements: Sequence[Requirement] = REQUIREMENTS, pypi: str | None = None) -> list[str]:
     """pip installing everything into ``target``: torch + torchvision exactly as resolved on the chosen
     index (their local version label, e.g. ``+cpu``, exists on no other index), the rest in range.
 
     ``constraints`` pins numpy to Blender's own version (``numpy_constraint``).
     """
+    pypi = pypi or PYPI_INDEX
     others = [req.range_spec for req in requirements if req.distribution not in TORCH_PACKAGES]
     indexes = ["--index-url", build.index_url]
-    if build.index_url != PYPI_INDEX:  # timm, OpenCV, Pillow and torch's helpers come from PyPI
-        indexes = ["--index-url", PYPI_INDEX, "--extra-index-url", build.index_url]
+    if build.index_url != pypi:  # timm, OpenCV, Pillow and torch's helpers come from PyPI
+        indexes = ["--index-url", pypi, "--extra-index-url", build.index_url]
     return [*_pip(python), "install", "--upgrade", "--target", os.fspath(target), "--only-binary", ":all:",
             "--progress-bar", "off", *indexes, "-c", os.fspath(constraints), *torch_pins, *others]
 

@@ -376,7 +376,7 @@ class InstallJob(CommandJob):
     title = "Installing torch"
 
     def __init__(self, build, target: str | os.PathLike, python: str = sys.executable,
-                 numpy_version: str | None = None, have_pip: bool = True) -> None:
+                 numpy_version: str | None = None, have_pip: bool = True, pypi_index: str | None = None) -> None:
         from . import deps
 
         super().__init__([], env=deps.pip_environment())
@@ -385,6 +385,7 @@ class InstallJob(CommandJob):
         self.python = python
         self.numpy_version = numpy_version
         self.have_pip = have_pip
+        self.pypi_index = pypi_index
         self.removed_numpy: list[str] = []
 
     def work(self) -> Path:
@@ -407,7 +408,8 @@ class InstallJob(CommandJob):
         report.unlink()
         constraints = partial / "numpy-constraint.txt"
         constraints.write_text(deps.numpy_constraint(self.numpy_version))
-        self._step(0.2, deps.install_command(self.build, partial, pins, constraints, self.python),
+        self._step(0.2, deps.install_command(self.build, partial, pins, constraints, self.python,
+                                                     pypi=self.pypi_index),
                    f"downloading {' '.join(pins)} ({self.build.download})")
         constraints.unlink()
         self.removed_numpy = deps.drop_numpy(partial)
