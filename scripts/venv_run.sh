@@ -20,26 +20,19 @@ venv="${DEPTH_ADDON_VENV:-$default_venv}"
 stamp="$venv/.requirements.sha256"
 cpu_index=""
 if [ "$(uname -s)" = Linux ] && [ "$(uname -m)" = x86_64 ]; then cpu_index="https://download.pytorch.org/whl/cpu"; fi
-want="$({ cat "$root/requirements/constraints.txt" "$root/requirements/dev.txt" "$root/depth_addon/dependencies.toml"
-          echo "bpy==$bpy_version $cpu_index"; } | sha256sum | cut -d' ' -f1)"
-
-if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    py="${DEPTH_ADDON_PYTHON:-}"
-    if [ -z "$py" ]; then
-        for candidate in python3.11 python3; do
-            if command -v "$candidate" >/dev/null 2>&1; then py="$candidate"; break; fi
-        done
-    fi
-    if ! "$py" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
-        echo "depth_addon needs Python 3.11 (bpy $bpy_version is built for it); set DEPTH_ADDON_PYTHON=/path/to/python3.11" >&2
-        exit 2
-    fi
-    echo "Setting up the virtual environment in $venv (bpy $bpy_version, torch CPU, timm; first time only) ..." >&2
-    rm -rf "$venv"
-    "$py" -m venv "$venv"
-    # All pins in one constraints file: constraints.txt with the chosen bpy, plus the tested pins.
-    { grep -v '^bpy==' "$root/requirements/constraints.txt"; echo "bpy==$bpy_version"
-      "$py" - "$root/depth_addon/dependencies.toml" "$cpu_index" <<'PY'
+py="${DEPTH_ADDON_PYTHON:-}"
+if [ -z "$py" ]; then
+    for candidate in python3.11 python3; do
+        if command -v "$candidate" >/dev/null 2>&1; then py="$candidate"; break; fi
+    done
+fi
+if ! "$py" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+    echo "depth_addon needs Python 3.11 (bpy $bpy_version is built for it); set DEPTH_ADDON_PYTHON=/path/to/python3.11" >&2
+    exit 2
+fi
+# All pins in one constraints file: constraints.txt with the chosen bpy, plus the tested pins.
+constraints="$(grep -v '^bpy==' "$root/requirements/constraints.txt"; echo "bpy==$bpy_version"
+    "$py" - "$root/depth_addon/dependencies.toml" "$cpu_index" <<'PY'
 import sys, tomllib
 with open(sys.argv[1], "rb") as fh:
     table = tomllib.load(fh)
@@ -47,7 +40,14 @@ for name, row in table.items():
     label = "+cpu" if name == "torch" and sys.argv[2] else ""
     print(f"{name}=={row['tested']}{label}")
 PY
-    } > "$venv/constraints.txt"
+)"
+want="$({ echo "$constraints"; cat "$root/requirements/dev.txt"; echo "$cpu_index"; } | sha256sum | cut -d' ' -f1)"
+
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "Setting up the virtual environment in $venv (bpy $bpy_version, torch CPU, timm; first time only) ..." >&2
+    rm -rf "$venv"
+    "$py" -m venv "$venv"
+    echo "$constraints" > "$venv/constraints.txt"
     log="$venv/pip-install.log"
     extra_index="$cpu_index"
     if [ -n "$cpu_index" ] && ! "$py" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=15)" \

@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT
-
 from depth_addon.ui import deps
 from depth_addon.ui.deps import Platform
 
@@ -451,3 +450,18 @@ def test_depth_map_import_works_without_torch_pillow_or_opencv(tmp_path, sample_
     finally:
         depth_addon.unregister()
     np.testing.assert_allclose(np.array(report["co"], dtype=np.float32), co, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.pure
+def test_blender_script_finds_the_installed_dependencies(tmp_path):
+    import subprocess
+
+    installed = tmp_path / f"py{sys.version_info[0]}{sys.version_info[1]}"
+    (installed / "installed_by_depth_addon").mkdir(parents=True)
+    (installed / "installed_by_depth_addon" / "__init__.py").write_text("FOUND = True\n")
+    code = ("import runpy, sys; runpy.run_path(sys.argv[1], run_name='blender_depth_mesh'); "
+            "import installed_by_depth_addon; print(sys.path.index(sys.argv[2]) == len(sys.path) - 1)")
+    env = {**os.environ, deps.DEPS_DIR_ENV: str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", code, str(REPO_ROOT / "scripts" / "blender_depth_mesh.py"),
+                             str(installed)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "True", result.stderr
