@@ -17,12 +17,16 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+# What the add-on's installer installed (outside the extension, one folder per Python version),
+# appended like the add-on does, so Blender's own numpy keeps priority.
+from depth_addon.ui import deps  # noqa: E402  (no bpy, no torch)
+
+deps.add_site_packages(deps.dependencies_dir())
 try:
     from depth_addon.cli import mesh_cmd
 except ImportError as exc:  # a stock Blender's Python has numpy but not Pillow, OpenCV, torch or timm
-    sys.exit(f"error: Blender's Python lacks {exc.name or exc}: install torch, timm, opencv-python-headless and "
-             "pillow for it: install and enable the extension and use the installer in its preferences "
-             "(docs/blender.md)")
+    sys.exit(f"error: Blender's Python lacks {exc.name or exc}: install torch + timm with the extension's "
+             f"installer (its preferences; they go to {deps.dependencies_dir()}), see docs/blender.md")
 
 PROG = "blender -b --python scripts/blender_depth_mesh.py --"
 

@@ -26,6 +26,8 @@ os.environ["BLENDER_USER_RESOURCES"] = _USER_RESOURCES
 # Never let a test reach a real weights cache or a real host by accident: downloads go to a
 # closed loopback port unless a test serves the weights itself (127.0.0.1 http.server).
 os.environ.setdefault("DEPTH_ADDON_WEIGHTS_DIR", tempfile.mkdtemp(prefix="depth_addon_weights_"))
+# The installer's dependencies folder (normally ~/.local/share/depth_addon/py311): never the real one.
+os.environ.setdefault("DEPTH_ADDON_DEPS_DIR", tempfile.mkdtemp(prefix="depth_addon_deps_"))
 os.environ.setdefault("DEPTH_ADDON_WEIGHTS_URL_BASE", "http://127.0.0.1:9/no-network-in-tests")
 
 

@@ -87,7 +87,8 @@ prefs_module = import_module(package + ".ui.preferences")
 prefs = bpy.context.preferences.addons[package].preferences
 report["prefs_idname"] = type(prefs).bl_idname
 report["weights_dir"] = str(weights.weights_dir())
-report["extension_weights_dir"] = bpy.utils.extension_path_user(package, path="weights")
+report["extension_dir"] = bpy.utils.extension_path_user(package)
+report["deps_dir"] = str(import_module(package + ".ui.deps").dependencies_dir())
 popup = bpy.context.window_manager.popmenu_begin__internal("test", icon="NONE")
 prefs_module.draw_preferences(prefs, popup.layout, bpy.context)
 
@@ -109,6 +110,18 @@ import addon_utils
 addon_utils.disable(package)
 report["disabled_clean"] = not hasattr(bpy.types, "DEPTH_ADDON_OT_image_to_object") and \
     not hasattr(bpy.types.Scene, "depth_addon")
+
+# Uninstalling the extension (Blender deletes its user folder) keeps dependencies and weights.
+import os
+for folder in (report["deps_dir"], report["weights_dir"]):
+    os.makedirs(folder, exist_ok=True)
+    open(os.path.join(folder, "kept.txt"), "w").close()
+repos = bpy.context.preferences.extensions.repos
+repo_index = next(i for i, repo in enumerate(repos) if repo.module == "user_default")
+report["uninstall"] = sorted(bpy.ops.extensions.package_uninstall(repo_index=repo_index, pkg_id="depth_addon"))
+report["kept_after_uninstall"] = [os.path.exists(os.path.join(folder, "kept.txt"))
+                                  for folder in (report["deps_dir"], report["weights_dir"])]
+report["extension_dir_after_uninstall"] = os.path.exists(report["extension_dir"])
 print("REPORT " + json.dumps(report))
 """
 
@@ -119,7 +132,9 @@ def test_installed_extension_runs_headless(extension_zip, tmp_path):
     checkpoint = reference_checkpoint(MODEL)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["BLENDER_USER_RESOURCES"] = str(tmp_path / "blender_user")
-    env.pop("DEPTH_ADDON_WEIGHTS_DIR", None)  # the extension's own folder must be the default
+    env.pop("DEPTH_ADDON_WEIGHTS_DIR", None)  # the command line's cache must be the default
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    env["DEPTH_ADDON_DEPS_DIR"] = str(tmp_path / "deps")
     script = tmp_path / "use_installed.py"
     script.write_text(INSTALLED_SCRIPT)
     cmd = [sys.executable, str(script), str(extension_zip), str(SAMPLES / "chelsea.jpg"), MODEL, str(checkpoint)]
@@ -133,8 +148,10 @@ def test_installed_extension_runs_headless(extension_zip, tmp_path):
     assert report["install"] == ["FINISHED"] and report["enabled"]
     assert report["heavy_after_enable"] == [], "torch/timm must load only when a run starts"
     assert report["prefs_idname"] == "bl_ext.user_default.depth_addon"
-    assert report["weights_dir"] == report["extension_weights_dir"]
-    assert report["weights_dir"].startswith(str(tmp_path / "blender_user"))
+    # One weights cache for the add-on and the command line; dependencies outside the extension.
+    assert report["weights_dir"] == str(tmp_path / "cache" / "depth_addon" / "weights")
+    assert not report["deps_dir"].startswith(report["extension_dir"])
+    assert report["deps_dir"] == str(tmp_path / "deps" / "py311")
     assert report["run"] == ["FINISHED"]
     obj = report["object"]
     assert obj["name"] == "chelsea" and obj["type"] == "MESH" and obj["selected"]
@@ -142,3 +159,4 @@ def test_installed_extension_runs_headless(extension_zip, tmp_path):
     assert report["camera"] == "CAMERA"
     assert report["heavy_after_run"] == ["timm", "torch"]
     assert report["disabled_clean"]
+    assert report["uninstall"] == ["FINISHED"] and report["kept_after_uninstall"] == [True, True]

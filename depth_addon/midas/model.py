@@ -224,7 +224,8 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     try:
         # Memory-map zip-format checkpoints (all since torch 1.6): the tensors are copied into
         # the network right away, so the file is read once instead of into a second copy.
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+        # (str: torch < 2.3 memory-maps only a path given as a string)
+        obj = torch.load(os.fspath(path), map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as exc:
         # torch says "Weights only load failed" for junk bytes too; only a pickle naming a
         # GLOBAL (a class or function to import and call) carries Python objects or code.

@@ -23,7 +23,7 @@ def register():
         bpy.utils.register_class(cls)
     properties.register()
     panels.register()
-    # torch + timm installed by the preferences' installer live in the extension's user folder.
+    # torch + timm installed by the preferences' installer live outside the extension's folder.
     deps.add_site_packages(preferences.site_packages_dir())
     deps.missing_modules(refresh=True)
     preferences.apply_weights_folder()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -108,7 +109,9 @@ class Job:
         self._started = time.perf_counter()
         try:
             self.check_cancel()
-            self.result = self.work()
+            result = self.work()
+            self.check_cancel()  # cancel always wins: a result finished after Esc is never delivered
+            self.result = result
         except Exception as exc:  # handed to the main thread, which reports it
             self.error = exc
             self.error_traceback = traceback.format_exc()
@@ -134,6 +137,7 @@ class DepthInput:
     image_name: str | None = None
     depth_path: str | None = None
     cache_key: tuple = field(default=())
+    depth: np.ndarray | None = None   # the depth file's values, when the main thread read it already
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, depth_path: str | None = None) -> DepthInput:
@@ -258,7 +262,9 @@ class DepthJob(Job):
         if self.cache is not None and (cached := self.cache.get(key)) is not None:
             step(1.0, "depth from cache")
             return DepthResult(item, depth=cached, from_cache=True)
-        if item.depth_path:
+        if item.depth is not None:
+            depth = item.depth
+        elif item.depth_path:
             from ..imageio import read_depth
 
             step(0.5, "reading depth map")
@@ -332,7 +338,7 @@ class CommandJob(Job):
             self._run_one(cmd, index)
         return "\n".join(self.lines)
 
-    def _run_one(self, cmd: list[str], index: int) -> None:
+    def _run_one(self, cmd: list[str], index: int | None) -> None:
         process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                    env=self.env, bufsize=1)
         watcher = threading.Thread(target=self._terminate_on_cancel, args=(process,), daemon=True)
@@ -348,7 +354,8 @@ class CommandJob(Job):
         if code != 0:
             tail = "\n".join(self.lines[-15:])
             raise RuntimeError(f"{' '.join(cmd[:4])} ... exited with status {code}:\n{tail}")
-        self.report((index + 1) / len(self.commands), None)
+        if index is not None:
+            self.report((index + 1) / len(self.commands), None)
 
     def _terminate_on_cancel(self, process: subprocess.Popen) -> None:
         while process.poll() is None:
@@ -357,15 +364,84 @@ class CommandJob(Job):
                 return
 
 
-def pip_install_commands(target: str | os.PathLike, packages: Sequence[str],
-                         index_url: str | None = None, have_pip: bool = True) -> list[list[str]]:
-    """Commands that install ``packages`` into ``target`` with this Python's pip (ensurepip first if needed)."""
-    commands = []
-    if not have_pip:
-        commands.append([sys.executable, "-m", "ensurepip", "--upgrade"])
-    cmd = [sys.executable, "-m", "pip", "install", "--upgrade", "--target", os.fspath(target),
-           "--disable-pip-version-check", "--no-input", "--progress-bar", "off"]
-    if index_url:
-        cmd += ["--index-url", index_url, "--extra-index-url", "https://pypi.org/simple"]
-    commands.append(cmd + list(packages))
-    return commands
+class InstallJob(CommandJob):
+    """Install torch + timm for ``build`` into ``target`` (``deps.dependencies_dir()``); ``result``: ``target``.
+
+    Steps: probe the chosen index (one clear error when unreachable), resolve torch + torchvision
+    on that index alone, install everything into ``<target>.partial`` with numpy pinned to
+    Blender's, drop pip's numpy copy, then swap the folder in, so a failed or cancelled install
+    leaves a working one as it was.
+    """
+
+    title = "Installing torch"
+
+    def __init__(self, build, target: str | os.PathLike, python: str = sys.executable,
+                 numpy_version: str | None = None, have_pip: bool = True, pypi_index: str | None = None) -> None:
+        from . import deps
+
+        super().__init__([], env=deps.pip_environment())
+        self.build = build
+        self.target = Path(target)
+        self.python = python
+        self.numpy_version = numpy_version
+        self.have_pip = have_pip
+        self.pypi_index = pypi_index
+        self.removed_numpy: list[str] = []
+
+    def work(self) -> Path:
+        import json
+
+        from . import deps
+
+        self.report(0.02, f"checking {self.build.index_name} ({self.build.index_url})")
+        deps.probe_index(self.build)
+        self.check_cancel()
+        partial = self.target.with_name(self.target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        if not self.have_pip:
+            self._step(0.05, [self.python, "-m", "ensurepip", "--upgrade"], "installing pip")
+        report = partial / "torch-report.json"
+        self._step(0.1, deps.resolve_torch_command(self.build, report, self.python),
+                   f"finding torch on {self.build.index_name}")
+        pins = deps.pins_from_report(json.loads(report.read_text()), self.build)
+        report.unlink()
+        constraints = partial / "numpy-constraint.txt"
+        constraints.write_text(deps.numpy_constraint(self.numpy_version))
+        self._step(0.2, deps.install_command(self.build, partial, pins, constraints, self.python,
+                                                     pypi=self.pypi_index),
+                   f"downloading {' '.join(pins)} ({self.build.download})")
+        constraints.unlink()
+        self.removed_numpy = deps.drop_numpy(partial)
+        self.check_cancel()
+        self.report(0.98, f"moving the packages into {self.target}")
+        _replace_folder(partial, self.target)
+        self.report(1.0, "installed")
+        return self.target
+
+    def _step(self, fraction: float, cmd: list[str], message: str) -> None:
+        self.check_cancel()
+        self.report(fraction, message)
+        self._run_one(cmd, None)
+
+    def _run_one(self, cmd: list[str], index: int | None) -> None:
+        try:
+            super()._run_one(cmd, index)
+        except RuntimeError as exc:
+            raise self._failure(exc) from exc
+
+    def _failure(self, exc: RuntimeError):
+        from . import deps
+
+        return deps.DependencyInstallError(f"pip failed installing {self.build.label} torch from "
+                                           f"{self.build.index_name}; nothing was changed. {exc}")
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """Put ``new`` where ``target`` is; the old one is deleted (on Windows, files in use may stay behind)."""
+    old = target.with_name(target.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)

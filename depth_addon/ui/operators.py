@@ -10,6 +10,7 @@ and return ``{'CANCELLED'}``, so the scene and the undo history stay as they wer
 # No ``from __future__ import annotations``: Blender reads the bpy.props annotations as objects.
 
 import os
+import sys
 import traceback
 
 import bpy
@@ -57,6 +58,21 @@ def _poll_dependencies(cls) -> bool:
         cls.poll_message_set(deps.missing_message(missing))
         return False
     return True
+
+
+def _read_with_blender() -> bool:
+    """Without Pillow or OpenCV (a stock Blender), photos and depth files are read by Blender itself."""
+    return any(module in deps.missing_modules() for module in ("PIL", "cv2"))
+
+
+def _read_pictures_with_blender(inputs) -> None:
+    """Fill in each input's pixels and depth on the main thread (Blender's image loading is bpy)."""
+    from ..blender import pictures
+
+    for item in inputs:
+        if item.rgb is None:
+            item.rgb = pictures.read_rgb(item.path)
+        item.depth = pictures.read_depth(item.depth_path)
 
 
 def _redraw_progress_areas(context) -> None:
@@ -241,7 +257,7 @@ class DEPTH_ADDON_OT_image_to_object(_JobOperator, SettingsProperties, Operator)
             cls.poll_message_set("The previous depth run is stopping: wait a moment" if running.cancelled()
                                  else "A depth run is in progress: wait for it or press Esc")
             return False
-        return _poll_dependencies(cls)
+        return True  # what is missing depends on the inputs: a depth map file needs no torch (make_job)
 
     def job_key(self) -> str:
         return "depth"
@@ -264,6 +280,8 @@ class DEPTH_ADDON_OT_image_to_object(_JobOperator, SettingsProperties, Operator)
         if not inputs:
             self.report({"ERROR"}, "No photo given: choose image files, or an image in the sidebar's Depth tab")
             return None
+        if any(item.depth_path is None for item in inputs) and (missing := deps.missing_modules()):
+            raise DepthAddonError(deps.missing_message(missing))
         preferences.apply_weights_folder(context)
         return jobs.DepthJob(
             inputs, model=self.model, weights=bpy.path.abspath(self.weights) if self.weights else None,
@@ -293,13 +311,19 @@ class DEPTH_ADDON_OT_image_to_object(_JobOperator, SettingsProperties, Operator)
             if image is None:
                 raise DepthAddonError(f"there is no image named {self.image_name!r}; open or pick another image")
             # Pixels are copied here, on the main thread: the worker never touches bpy data.
-            return [jobs.DepthInput.from_pixels(image.name, image_rgb(image), depth_path)]
+            inputs = [jobs.DepthInput.from_pixels(image.name, image_rgb(image), depth_path)]
+            if depth_path and _read_with_blender():
+                _read_pictures_with_blender(inputs)
+            return inputs
         paths = [os.path.join(self.directory, item.name) for item in self.files if item.name]
         if not paths and self.filepath:
             paths = [self.filepath]
         if depth_path and len(paths) > 1:
             raise DepthAddonError("one depth map was given for several photos: import them one at a time")
-        return [jobs.DepthInput.from_file(bpy.path.abspath(path), depth_path) for path in paths]
+        inputs = [jobs.DepthInput.from_file(bpy.path.abspath(path), depth_path) for path in paths]
+        if depth_path and _read_with_blender():
+            _read_pictures_with_blender(inputs)
+        return inputs
 
     def _settings(self, item: jobs.DepthInput) -> BuildSettings:
         settings = settings_from_props(self)
@@ -472,7 +496,7 @@ class DEPTH_ADDON_OT_download_weights(_JobOperator, Operator):
 
 
 class DEPTH_ADDON_OT_install_dependencies(_JobOperator, Operator):
-    """Install torch and timm into the extension's own folder with pip (a large download)"""
+    """Install torch and timm with pip into a folder outside the extension (kept when it is reinstalled)"""
 
     bl_idname = "depth_addon.install_dependencies"
     bl_label = "Install torch + timm"
@@ -480,6 +504,10 @@ class DEPTH_ADDON_OT_install_dependencies(_JobOperator, Operator):
 
     @classmethod
     def poll(cls, context):
+        reason = deps.unsupported_reason(preferences.PLATFORM)
+        if reason is not None:
+            cls.poll_message_set(reason)
+            return False
         if not bpy.app.online_access:
             cls.poll_message_set(preferences.online_message())
             return False
@@ -489,35 +517,106 @@ class DEPTH_ADDON_OT_install_dependencies(_JobOperator, Operator):
             return False
         return True
 
+    @classmethod
+    def description(cls, context, properties):
+        build = preferences.chosen_build(context)
+        if build is None:
+            return cls.__doc__
+        return (f"Install torch ({build.label}: {build.download}) from {build.index_name} and timm, OpenCV and "
+                f"Pillow from PyPI into {preferences.site_packages_dir()}")
+
     def job_key(self) -> str:
         return "install"
 
     def make_job(self, context):
-        prefs = preferences.get_preferences(context)
-        cpu_only = prefs is not None and prefs.torch_build == "CPU"
-        target = preferences.user_dir("site-packages", create=True)
-        commands = jobs.pip_install_commands(target, deps.PACKAGES, index_url=deps.CPU_INDEX_URL if cpu_only else None,
-                                             have_pip=deps.have_pip())
-        self.report({"INFO"}, f"Installing {' '.join(deps.PACKAGES)} into {target}")
-        return jobs.CommandJob(commands)
+        build = preferences.chosen_build(context)
+        if build is None:
+            raise DepthAddonError("no torch build is chosen in the add-on's preferences")
+        target = preferences.site_packages_dir()
+        self.report({"INFO"}, f"Installing torch ({build.label}, {build.download}) into {target}")
+        return jobs.InstallJob(build, target, have_pip=deps.have_pip())
 
     def finish(self, context, job) -> set[str]:
-        if isinstance(job.error, (RuntimeError, OSError)) and not job.was_cancelled:
-            print(job.error)  # pip's full output tail
-            self.report({"ERROR"}, f"Installing torch + timm failed ({str(job.error).splitlines()[0]}); "
-                                   "the system console shows pip's output. Check the internet connection "
-                                   "and free disk space, or install them by hand (see the add-on's docs)")
+        if job.error is not None and not job.was_cancelled:
+            print(job.error)  # with pip's output tail
+        if isinstance(job.error, OSError) and not job.was_cancelled:
+            self.report({"ERROR"}, f"Installing torch + timm failed: {job.error}. Restart Blender and try again")
             return {"CANCELLED"}
         if self._job_failed(job):
             return {"CANCELLED"}
-        deps.add_site_packages(preferences.site_packages_dir())
+        deps.add_site_packages(job.result)
         missing = deps.missing_modules(refresh=True)
         if missing:
-            self.report({"ERROR"}, f"pip finished but {', '.join(missing)} still cannot be found; "
+            self.report({"ERROR"}, f"pip finished but {deps.package_names(missing)} still cannot be found; "
                                    "see the system console for pip's output")
             print(job.result)
             return {"CANCELLED"}
-        self.report({"INFO"}, "torch and timm installed; Image to Depth Mesh is ready")
+        self.report({"INFO"}, f"torch and timm installed ({job.build.label}); Image to Depth Mesh is ready"
+                              + (" after restarting Blender" if "torch" in sys.modules else ""))
+        return {"FINISHED"}
+
+
+class DEPTH_ADDON_OT_remove_dependencies(Operator):
+    """Delete the torch + timm the installer put outside the extension (Blender's own Python is untouched)"""
+
+    bl_idname = "depth_addon.remove_dependencies"
+    bl_label = "Remove Installed Packages"
+    bl_options = {"INTERNAL"}
+
+    @classmethod
+    def poll(cls, context):
+        running = jobs.ACTIVE.get("install")
+        if running is not None and not running.done:
+            cls.poll_message_set("The installer is running: cancel it first")
+            return False
+        if not preferences.site_packages_dir().is_dir():
+            cls.poll_message_set("Nothing is installed")
+            return False
+        return True
+
+    def invoke(self, context, event):
+        return context.window_manager.invoke_confirm(self, event)
+
+    def execute(self, context):
+        import shutil
+
+        folder = preferences.site_packages_dir()
+        deps.remove_site_packages(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        deps.missing_modules(refresh=True)
+        if folder.exists():  # Windows keeps files of loaded modules open
+            self.report({"WARNING"}, f"Some files in {folder} are in use: restart Blender, then remove it again")
+            return {"FINISHED"}
+        self.report({"INFO"}, f"Removed {folder}" + (" (restart Blender to unload torch)"
+                                                     if "torch" in sys.modules else ""))
+        return {"FINISHED"}
+
+
+class DEPTH_ADDON_OT_clear_weights(Operator):
+    """Delete the downloaded model weights in the weights folder (they download again when needed)"""
+
+    bl_idname = "depth_addon.clear_weights"
+    bl_label = "Clear Weights Cache"
+    bl_options = {"INTERNAL"}
+
+    @classmethod
+    def poll(cls, context):
+        if any(key.startswith("download:") and not job.done for key, job in jobs.ACTIVE.items()):
+            cls.poll_message_set("A download is running: wait for it or cancel it")
+            return False
+        if not preferences.weights_cache_files(preferences.weights_folder(context)):
+            cls.poll_message_set("No weights are downloaded")
+            return False
+        return True
+
+    def invoke(self, context, event):
+        return context.window_manager.invoke_confirm(self, event)
+
+    def execute(self, context):
+        files = preferences.weights_cache_files(preferences.weights_folder(context))
+        for path in files:
+            path.unlink(missing_ok=True)
+        self.report({"INFO"}, f"Deleted {len(files)} weights file{'s' if len(files) != 1 else ''}")
         return {"FINISHED"}
 
 
@@ -543,5 +642,7 @@ classes = (
     DEPTH_ADDON_OT_remesh,
     DEPTH_ADDON_OT_download_weights,
     DEPTH_ADDON_OT_install_dependencies,
+    DEPTH_ADDON_OT_remove_dependencies,
+    DEPTH_ADDON_OT_clear_weights,
     DEPTH_ADDON_OT_cancel_job,
 )

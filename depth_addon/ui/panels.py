@@ -78,7 +78,7 @@ def draw_run(layout) -> None:
     if missing:
         col = layout.column(align=True)
         col.alert = True
-        col.label(text=f"{' and '.join(missing)} missing", icon="ERROR")
+        col.label(text=f"{deps.package_names(missing)} missing: depth map files only", icon="ERROR")
         col.alert = False
         col.operator("preferences.addon_show", text="Install in Preferences", icon="PREFERENCES").module = ADDON_PACKAGE
 

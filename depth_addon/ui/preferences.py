@@ -17,7 +17,7 @@ ADDON_PACKAGE = __package__.rpartition(".")[0]
 
 
 def user_dir(name: str, create: bool = False) -> Path:
-    """A folder in the extension's user directory (kept across upgrades), e.g. ``weights``."""
+    """A folder in the extension's user directory (kept across upgrades, deleted on uninstall)."""
     try:
         return Path(bpy.utils.extension_path_user(ADDON_PACKAGE, path=name, create=create))
     except ValueError:  # registered from a source checkout, not installed as an extension
@@ -25,7 +25,8 @@ def user_dir(name: str, create: bool = False) -> Path:
 
 
 def site_packages_dir() -> Path:
-    return user_dir("site-packages")
+    """Where the installer puts torch + timm: outside the extension, one folder per Python version."""
+    return deps.dependencies_dir()
 
 
 def get_preferences(context=None):
@@ -44,19 +45,39 @@ def precision(context=None) -> str:
     return prefs.precision if prefs is not None else "fp32"
 
 
-def weights_folder(context=None) -> Path:
-    """The folder the preferences name, else the extension's ``weights`` user folder."""
+def _custom_weights_dir(context=None) -> Path | None:
     prefs = get_preferences(context)
     if prefs is not None and prefs.weights_dir:
         return Path(bpy.path.abspath(prefs.weights_dir))
-    return user_dir("weights", create=True)
+    return None
+
+
+def weights_folder(context=None) -> Path:
+    """The folder the preferences name, else the command line's weights cache (one download serves both)."""
+    from ..midas.weights import weights_dir
+
+    return weights_dir(_custom_weights_dir(context))
 
 
 def apply_weights_folder(context=None) -> None:
-    """Make the weights manager use the preferences' folder by default."""
+    """Make the weights manager use the preferences' folder by default (None: its own default)."""
     from ..midas.weights import set_default_weights_dir
 
-    set_default_weights_dir(weights_folder(context))
+    set_default_weights_dir(_custom_weights_dir(context))
+
+
+def weights_cache_files(folder: Path) -> list[Path]:
+    """The model table's weights files (and partial downloads) in ``folder``; other files are not ours."""
+    if not folder.is_dir():
+        return []
+    names = {spec.filename for spec in MODEL_SPECS}
+    return sorted(path for path in folder.iterdir()
+                  if path.is_file() and (path.name in names or path.name.split(".part")[0] in names))
+
+
+def _size_text(paths) -> str:
+    total = sum(path.stat().st_size for path in paths)
+    return f"{total / 2**30:.1f} GB" if total >= 2**30 else f"{total / 2**20:.0f} MB"
 
 
 def _weights_dir_changed(self, context):
@@ -67,6 +88,21 @@ def online_message() -> str:
     if bpy.app.online_access_override:
         return "Blender was started in offline mode: restart it without --offline-mode"
     return "Online access is off: enable it in Preferences > System > Network > Allow Online Access"
+
+
+PLATFORM = deps.current_platform()
+# This machine's installer choices, the default picked from its GPU (checked without importing anything).
+TORCH_BUILD_ITEMS = [(build.id, build.label, f"{build.description}. {build.download}, from {build.index_name} "
+                      f"({build.index_url})") for build in deps.builds_for(PLATFORM)] or [
+    ("NONE", "None", deps.unsupported_reason(PLATFORM) or "")]
+TORCH_BUILD_DEFAULT = getattr(deps.default_build(PLATFORM), "id", "NONE")
+
+
+def chosen_build(context=None):
+    """The preferences' torch build (the platform's default without preferences); None where there is none."""
+    prefs = get_preferences(context)
+    build_id = prefs.torch_build if prefs is not None else TORCH_BUILD_DEFAULT
+    return next((build for build in deps.builds_for(PLATFORM) if build.id == build_id), None)
 
 
 class DepthAddonPreferences(AddonPreferences):
@@ -81,10 +117,8 @@ class DepthAddonPreferences(AddonPreferences):
         description="Where MiDaS weights are kept; empty: the extension's user folder",
     )
     torch_build: EnumProperty(
-        name="torch Build", description="Which torch the installer downloads",
-        items=[("DEFAULT", "Default", "The standard build from PyPI (CUDA on Linux and Windows, Metal on macOS)"),
-               ("CPU", "CPU Only", "A much smaller download that runs on the CPU only")],
-        default="DEFAULT",
+        name="torch Build", description="Which torch the installer downloads, and from which index",
+        items=TORCH_BUILD_ITEMS, default=TORCH_BUILD_DEFAULT,
     )
 
     def draw(self, context):
@@ -100,9 +134,12 @@ def draw_preferences(prefs, layout, context) -> None:
     col.prop(prefs, "device")
     col.prop(prefs, "precision")
     col.prop(prefs, "weights_dir")
+    folder = weights_folder(context)
+    files = weights_cache_files(folder)
     row = col.row()
-    row.label(text=str(weights_folder(context)) if not prefs.weights_dir else "")
-    row.operator("wm.path_open", text="Open Folder", icon="FILE_FOLDER").filepath = str(weights_folder(context))
+    row.label(text=f"{folder}: {len(files)} file{'s' if len(files) != 1 else ''}, {_size_text(files)}")
+    row.operator("wm.path_open", text="", icon="FILE_FOLDER").filepath = str(folder)
+    row.operator("depth_addon.clear_weights", text="Clear", icon="TRASH")
     _draw_models(layout.box(), context)
 
 
@@ -116,18 +153,29 @@ def _draw_dependencies(prefs, box) -> None:
         col.label(text=f"Installing ({fraction:.0%}): {message}", icon="SORTTIME")
         col.operator("depth_addon.cancel_job", text="Cancel", icon="CANCEL").key = "install"
         return
+    folder = site_packages_dir()
     if missing:
         col.alert = True
-        col.label(text=f"Not found in Blender's Python: {', '.join(missing)}", icon="ERROR")
+        col.label(text=f"Not found in Blender's Python: {deps.package_names(missing)}", icon="ERROR")
         col.alert = False
-        col.label(text=f"The installer puts them in {site_packages_dir()}")
+        col.label(text="Depth map files import without them; running MiDaS on photos needs them")
     else:
-        distributions = (requirement.split("==")[0] for requirement in deps.PACKAGES)
-        versions = ", ".join(f"{name} {deps.installed_version(name) or '?'}" for name in distributions)
+        versions = ", ".join(f"{req.distribution} {deps.installed_version(req.distribution) or '?'}"
+                             for req in deps.REQUIREMENTS)
         col.label(text=f"Found: {versions}", icon="CHECKMARK")
-    col.prop(prefs, "torch_build")
-    col.operator("depth_addon.install_dependencies", icon="IMPORT",
-                 text="Install torch + timm" if missing else "Reinstall torch + timm")
+    reason = deps.unsupported_reason(PLATFORM)
+    if reason is not None:
+        col.label(text=reason, icon="INFO")
+    else:
+        col.prop(prefs, "torch_build")
+        build = chosen_build()
+        if build is not None:
+            col.label(text=f"{build.description}: {build.download}, from {build.index_name}")
+        col.label(text=f"Installs into {folder}")
+        col.operator("depth_addon.install_dependencies", icon="IMPORT",
+                     text="Install torch + timm" if missing else "Reinstall torch + timm")
+    if folder.is_dir():
+        col.operator("depth_addon.remove_dependencies", icon="TRASH")
 
 
 def _draw_models(box, context) -> None:

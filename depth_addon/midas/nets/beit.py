@@ -110,7 +110,8 @@ class BeitBackbone(nn.Module):
         if key not in self._index_cache:
             from timm.models.beit import gen_relative_position_index
 
-            self._index_cache[key] = gen_relative_position_index(grid_hw, device=device).view(-1)
+            # Built on the CPU and moved: timm < 1.0.22 has no device argument.
+            self._index_cache[key] = gen_relative_position_index(grid_hw).to(device).view(-1)
         return self._index_cache[key]
 
     def _relative_bias(self, attn: nn.Module, grid_hw: tuple[int, int], index: torch.Tensor) -> torch.Tensor:
