@@ -131,3 +131,20 @@ def test_cli_runs_midas_with_a_weights_file(tmp_path, sample_photo):
     bpy.ops.wm.open_mainfile(filepath=str(out / "chelsea.blend"))
     obj = bpy.data.objects["chelsea"]
     assert '"depth_kind": "inverse"' in obj["depth_addon_settings"] and len(obj.data.polygons) > 0
+
+
+@pytest.mark.torch
+@pytest.mark.blender
+def test_cli_runs_depth_anything_metric_in_metres(tmp_path, sample_photo):
+    import bpy
+
+    from conftest import reference_checkpoint
+
+    model = "depth_anything_v2_metric_hypersim_vits"
+    out = tmp_path / "dav2"
+    result = run_cli(sample_photo, "--model", model, "--weights", reference_checkpoint(model), "--device", "cpu",
+                     "--resolution", "48", "--no-tear", "-o", out / "chelsea.blend", weights_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    bpy.ops.wm.open_mainfile(filepath=str(out / "chelsea.blend"))
+    obj = bpy.data.objects["chelsea"]
+    assert '"depth_kind": "metric"' in obj["depth_addon_settings"] and len(obj.data.polygons) > 0

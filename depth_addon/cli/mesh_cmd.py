@@ -14,8 +14,9 @@ from pathlib import Path
 
 from ..errors import DependencyMissingError, DepthAddonError
 from ..geometry.depth import guess_depth_kind
-from ..midas.registry import DEFAULT_MODEL, DEVICES, MODEL_TYPES
+from ..midas.registry import DEFAULT_MODEL, DEVICES, MODEL_TYPES, get_spec
 from ..settings import BuildSettings
+from .model_help import MODEL_HELP, models_epilog
 
 EXPORT_SUFFIXES = (".blend", ".glb", ".gltf", ".obj", ".ply")
 HELP = "photo -> textured mesh or coloured point cloud (+ camera), saved as .blend/.glb/.gltf/.obj/.ply"
@@ -27,16 +28,17 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("image", type=Path, help="the photo")
     p.add_argument("-o", "--output", dest="outputs", type=Path, action="append", required=True,
                    metavar="OUT", help=f"output file, one of {' '.join(EXPORT_SUFFIXES)}; repeat for several")
-    g = p.add_argument_group("depth (default: run MiDaS)")
+    g = p.add_argument_group("depth (default: run a depth network, --model)")
     g.add_argument("--depth", type=Path, metavar="FILE",
                    help="use this depth file instead of running the network (.npy/.exr/.tif/.png ...)")
     g.add_argument("--depth-kind", choices=("metric", "inverse", "relative"),
                    help="what --depth holds (default: metric for .npy/.exr/.tif, relative for pictures)")
     g.add_argument("--invert", action="store_true", help="relative depth picture is darker = nearer")
     g.add_argument("--model", default=DEFAULT_MODEL, choices=MODEL_TYPES, metavar="TYPE",
-                   help=f"MiDaS model type, one of: {', '.join(MODEL_TYPES)} (default {DEFAULT_MODEL})")
-    g.add_argument("--weights", type=Path, metavar="FILE", help="official MiDaS .pt for --model (skips the download)")
-    g.add_argument("--device", choices=DEVICES, default="auto", help="where to run MiDaS (default auto)")
+                   help=f"depth model type (default {DEFAULT_MODEL}), by family:{MODEL_HELP}")
+    g.add_argument("--weights", type=Path, metavar="FILE",
+                   help="the official weights file of --model (.pt / .pth; skips the download)")
+    g.add_argument("--device", choices=DEVICES, default="auto", help="where to run the network (default auto)")
     g = p.add_argument_group("geometry")
     g.add_argument("--mode", choices=("mesh", "points"), default=defaults.output, help="mesh or point cloud")
     g.add_argument("--projection", choices=("perspective", "relief"), default=defaults.projection)
@@ -62,14 +64,16 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def add_parser(subparsers):
-    p = add_arguments(subparsers.add_parser("mesh", help=HELP, description=HELP))
+    p = add_arguments(subparsers.add_parser("mesh", help=HELP, description=HELP, epilog=models_epilog(),
+                                            formatter_class=argparse.RawDescriptionHelpFormatter))
     p.set_defaults(run=run)
     return p
 
 
 def build_parser(prog: str = "python -m depth_addon mesh") -> argparse.ArgumentParser:
     """Stand-alone parser with exactly the sub-command's arguments."""
-    return add_arguments(argparse.ArgumentParser(prog=prog, description=HELP))
+    return add_arguments(argparse.ArgumentParser(prog=prog, description=HELP, epilog=models_epilog(),
+                                                 formatter_class=argparse.RawDescriptionHelpFormatter))
 
 
 def main(argv: list[str], prog: str = "python -m depth_addon mesh") -> int:
@@ -115,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
                                    progress=_print_progress())
         except WeightsUnavailableError as exc:
             raise WeightsUnavailableError(f"{exc}; or skip the network with --depth FILE (a depth map)") from exc
-        kind = "inverse"
+        kind = get_spec(args.model).depth_kind   # metric models: metres
     settings = settings.with_changes(depth_kind=kind)
 
     # bpy only from here on: everything that can fail for lack of weights has happened.

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _MIDAS_RELEASES = "https://github.com/isl-org/MiDaS/releases/download"
+_HF_DEPTH_ANYTHING = "https://huggingface.co/depth-anything"
 
 DEVICES = ("auto", "cpu", "cuda", "mps")   # "auto": CUDA, else Apple MPS, else the CPU
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -135,7 +136,8 @@ class ModelSpec:
 
 
 MIDAS = "MiDaS"
-FAMILIES = (MIDAS,)
+DEPTH_ANYTHING_V2 = "Depth Anything V2"
+FAMILIES = (MIDAS, DEPTH_ANYTHING_V2)
 
 # Shared by every row of a family.
 _MIDAS_V31 = dict(family=MIDAS, licence=MIT, mean=HALF_MEAN, std=HALF_STD, resize_method="minimal")
@@ -143,9 +145,23 @@ _DPT = dict(features=256, non_negative=True)            # official DPTDepthModel
 _TIMM06_SWIN = dict(network="swin", legacy_timm=True,
                     computed_buffers=("attn_mask", "relative_position_index", "relative_coords_table"))
 _BEIT = dict(network="beit", computed_buffers=("relative_position_index",))
+_DAV2 = dict(family=DEPTH_ANYTHING_V2, net_w=518, net_h=518, keep_aspect_ratio=True, resize_method="lower_bound",
+             ensure_multiple_of=14, mean=IMAGENET_MEAN, std=IMAGENET_STD, output_resize="bilinear_aligned")
+_DINOV2 = dict(network="dinov2", img_size=518, timm_prefix="pretrained.", unused_keys=("mask_token",))
+_DINOV2_S = dict(_DINOV2, timm_name="vit_small_patch14_dinov2", hooks=(2, 5, 8, 11), features=(48, 96, 192, 384),
+                 decoder=dict(features=64))
+_DINOV2_B = dict(_DINOV2, timm_name="vit_base_patch14_dinov2", hooks=(2, 5, 8, 11), features=(96, 192, 384, 768),
+                 decoder=dict(features=128))
+_DINOV2_L = dict(_DINOV2, timm_name="vit_large_patch14_dinov2", hooks=(4, 11, 17, 23),
+                 features=(256, 512, 1024, 1024), decoder=dict(features=256))
+
 
 def _midas_url(tag: str, name: str) -> str:
     return f"{_MIDAS_RELEASES}/{tag}/{name}.pt"
+
+
+def _hf_url(repo: str, name: str) -> str:
+    return f"{_HF_DEPTH_ANYTHING}/{repo}/resolve/main/{name}.pth"
 
 
 MODEL_SPECS: tuple[ModelSpec, ...] = (
@@ -235,6 +251,42 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
         arch=Architecture(network="next_vit", hooks=(2, 6, 36, 39), features=(96, 256, 512, 1024), decoder=_DPT),
         url=_midas_url("v3_1", "dpt_next_vit_large_384"), net_w=384, net_h=384, keep_aspect_ratio=True,
         **_MIDAS_V31, tensor_count=962, value_count=72_341_086),
+    ModelSpec(
+        name="depth_anything_v2_vits", label="Depth Anything V2 Small", description="DINOv2 ViT-S",
+        size_mb=99, speed="fast", licence=APACHE_2, arch=Architecture(**_DINOV2_S),
+        url=_hf_url("Depth-Anything-V2-Small", "depth_anything_v2_vits"), **_DAV2,
+        tensor_count=239, value_count=24_785_089),
+    ModelSpec(
+        name="depth_anything_v2_vitb", label="Depth Anything V2 Base", description="DINOv2 ViT-B",
+        size_mb=390, speed="medium", licence=CC_BY_NC_4, arch=Architecture(**_DINOV2_B),
+        url=_hf_url("Depth-Anything-V2-Base", "depth_anything_v2_vitb"), **_DAV2,
+        tensor_count=239, value_count=97_470_785),
+    ModelSpec(
+        name="depth_anything_v2_vitl", label="Depth Anything V2 Large", description="DINOv2 ViT-L",
+        size_mb=1340, speed="slow", licence=CC_BY_NC_4, arch=Architecture(**_DINOV2_L),
+        url=_hf_url("Depth-Anything-V2-Large", "depth_anything_v2_vitl"), **_DAV2,
+        tensor_count=407, value_count=335_315_649),
+    ModelSpec(
+        name="depth_anything_v2_metric_hypersim_vits", label="Depth Anything V2 Metric Indoor Small",
+        description="DINOv2 ViT-S, indoor (Hypersim), up to 20 m", size_mb=99, speed="fast",
+        licence=APACHE_2, depth_kind="metric",
+        arch=Architecture(**dict(_DINOV2_S, decoder=dict(features=64, max_depth=20.0))),
+        url=_hf_url("Depth-Anything-V2-Metric-Hypersim-Small", "depth_anything_v2_metric_hypersim_vits"), **_DAV2,
+        tensor_count=239, value_count=24_785_089),
+    ModelSpec(
+        name="depth_anything_v2_metric_hypersim_vitl", label="Depth Anything V2 Metric Indoor Large",
+        description="DINOv2 ViT-L, indoor (Hypersim), up to 20 m", size_mb=1340, speed="slow",
+        licence=CC_BY_NC_4, depth_kind="metric",
+        arch=Architecture(**dict(_DINOV2_L, decoder=dict(features=256, max_depth=20.0))),
+        url=_hf_url("Depth-Anything-V2-Metric-Hypersim-Large", "depth_anything_v2_metric_hypersim_vitl"), **_DAV2,
+        tensor_count=407, value_count=335_315_649),
+    ModelSpec(
+        name="depth_anything_v2_metric_vkitti_vitl", label="Depth Anything V2 Metric Outdoor Large",
+        description="DINOv2 ViT-L, outdoor (Virtual KITTI 2), up to 80 m", size_mb=1340, speed="slow",
+        licence=CC_BY_NC_4, depth_kind="metric",
+        arch=Architecture(**dict(_DINOV2_L, decoder=dict(features=256, max_depth=80.0))),
+        url=_hf_url("Depth-Anything-V2-Metric-VKITTI-Large", "depth_anything_v2_metric_vkitti_vitl"), **_DAV2,
+        tensor_count=407, value_count=335_315_649),
 )
 
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in MODEL_SPECS}

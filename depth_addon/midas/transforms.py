@@ -1,5 +1,8 @@
 """The official MiDaS input transform (``midas/transforms.py`` + ``run.py``), numpy + OpenCV only.
 
+Depth Anything V2's ``infer_image`` uses the same transform (its ``util/transform.py`` is
+MiDaS'), with ``lower_bound`` resizing to multiples of 14 and ImageNet normalisation.
+
 ``run.py`` reads the photo as float64 RGB in [0, 1], then applies ``Resize`` (keep aspect
 ratio, sides a multiple of 32, rule ``minimal`` / ``upper_bound`` / ``lower_bound``, cv2
 INTER_CUBIC on the float64 image), ``NormalizeImage`` ((x - mean) / std in float64) and
