@@ -54,6 +54,9 @@ def estimate_depth(
         shape = getattr(rgb, "shape", None)
         raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {type(rgb).__name__} {shape} "
                          f"{getattr(rgb, 'dtype', '')}".rstrip())
+    from .midas.transforms import check_input_size
+
+    check_input_size(rgb.shape[1], rgb.shape[0], spec)
 
     def check_cancel():
         if cancel is not None and cancel():

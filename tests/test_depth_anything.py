@@ -81,12 +81,19 @@ def small_model(dav2_reference):
 
 
 @pytest.mark.torch
-@pytest.mark.parametrize("shape", [(297, 197), (37, 101), (1, 300)])
+@pytest.mark.parametrize("shape", [(297, 197), (37, 61), (40, 30)])
 def test_predict_keeps_any_photo_size_portrait_too(small_model, shape):
     rgb = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
     depth = small_model.predict(rgb)
     assert depth.shape == shape and depth.dtype == np.float32 and np.isfinite(depth).all()
     assert (depth > 0).all()  # relative: ReLU output, and det-init weights never give 0
+
+
+@pytest.mark.torch
+def test_absurdly_elongated_photo_is_refused_before_any_work(small_model):
+    """lower_bound keeps the short side: a 1x300 strip would become a 518x155400 input."""
+    with pytest.raises(ValueError, match=r"1x300 photo is too elongated .*input 518x155400"):
+        small_model.predict(np.zeros((300, 1, 3), np.uint8))
 
 
 @pytest.mark.torch
