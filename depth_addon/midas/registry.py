@@ -80,7 +80,9 @@ class ModelSpec:
 
     ``family``: the group shown together in the UI and CLI help. ``depth_kind``: what
     ``predict`` returns (``OUTPUT_KINDS``). ``licence``: of the official weights (SPDX id).
-    ``size_mb`` / ``speed``: hints for choosing (download size; CPU speed class).
+    ``size_mb`` / ``speed``: hints for choosing (download size; CPU speed class of one prediction
+    at the official input size relative to ``midas_v21_small_256``, from ``scripts/bench_inference.py``:
+    fastest 1x, fast < 8x, medium < 25x, slow < 80x, slowest beyond).
     Transform: ``net_w`` x ``net_h``, ``keep_aspect_ratio``, ``resize_method``
     (``"minimal"``, ``"upper_bound"``, ``"lower_bound"`` as in MiDaS' ``Resize``),
     ``ensure_multiple_of``, ``mean`` / ``std``; ``output_resize`` is how ``predict`` resizes
@@ -253,36 +255,36 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
         **_MIDAS_V31, tensor_count=962, value_count=72_341_086),
     ModelSpec(
         name="depth_anything_v2_vits", label="Depth Anything V2 Small", description="DINOv2 ViT-S",
-        size_mb=99, speed="fast", licence=APACHE_2, arch=Architecture(**_DINOV2_S),
+        size_mb=99, speed="medium", licence=APACHE_2, arch=Architecture(**_DINOV2_S),
         url=_hf_url("Depth-Anything-V2-Small", "depth_anything_v2_vits"), **_DAV2,
         tensor_count=239, value_count=24_785_089),
     ModelSpec(
         name="depth_anything_v2_vitb", label="Depth Anything V2 Base", description="DINOv2 ViT-B",
-        size_mb=390, speed="medium", licence=CC_BY_NC_4, arch=Architecture(**_DINOV2_B),
+        size_mb=390, speed="slow", licence=CC_BY_NC_4, arch=Architecture(**_DINOV2_B),
         url=_hf_url("Depth-Anything-V2-Base", "depth_anything_v2_vitb"), **_DAV2,
         tensor_count=239, value_count=97_470_785),
     ModelSpec(
         name="depth_anything_v2_vitl", label="Depth Anything V2 Large", description="DINOv2 ViT-L",
-        size_mb=1340, speed="slow", licence=CC_BY_NC_4, arch=Architecture(**_DINOV2_L),
+        size_mb=1340, speed="slowest", licence=CC_BY_NC_4, arch=Architecture(**_DINOV2_L),
         url=_hf_url("Depth-Anything-V2-Large", "depth_anything_v2_vitl"), **_DAV2,
         tensor_count=407, value_count=335_315_649),
     ModelSpec(
         name="depth_anything_v2_metric_hypersim_vits", label="Depth Anything V2 Metric Indoor Small",
-        description="DINOv2 ViT-S, indoor (Hypersim), up to 20 m", size_mb=99, speed="fast",
+        description="DINOv2 ViT-S, indoor (Hypersim), up to 20 m", size_mb=99, speed="medium",
         licence=APACHE_2, depth_kind="metric",
         arch=Architecture(**dict(_DINOV2_S, decoder=dict(features=64, max_depth=20.0))),
         url=_hf_url("Depth-Anything-V2-Metric-Hypersim-Small", "depth_anything_v2_metric_hypersim_vits"), **_DAV2,
         tensor_count=239, value_count=24_785_089),
     ModelSpec(
         name="depth_anything_v2_metric_hypersim_vitl", label="Depth Anything V2 Metric Indoor Large",
-        description="DINOv2 ViT-L, indoor (Hypersim), up to 20 m", size_mb=1340, speed="slow",
+        description="DINOv2 ViT-L, indoor (Hypersim), up to 20 m", size_mb=1340, speed="slowest",
         licence=CC_BY_NC_4, depth_kind="metric",
         arch=Architecture(**dict(_DINOV2_L, decoder=dict(features=256, max_depth=20.0))),
         url=_hf_url("Depth-Anything-V2-Metric-Hypersim-Large", "depth_anything_v2_metric_hypersim_vitl"), **_DAV2,
         tensor_count=407, value_count=335_315_649),
     ModelSpec(
         name="depth_anything_v2_metric_vkitti_vitl", label="Depth Anything V2 Metric Outdoor Large",
-        description="DINOv2 ViT-L, outdoor (Virtual KITTI 2), up to 80 m", size_mb=1340, speed="slow",
+        description="DINOv2 ViT-L, outdoor (Virtual KITTI 2), up to 80 m", size_mb=1340, speed="slowest",
         licence=CC_BY_NC_4, depth_kind="metric",
         arch=Architecture(**dict(_DINOV2_L, decoder=dict(features=256, max_depth=80.0))),
         url=_hf_url("Depth-Anything-V2-Metric-VKITTI-Large", "depth_anything_v2_metric_vkitti_vitl"), **_DAV2,
