@@ -1,7 +1,7 @@
 """Public Python API (imports bpy): one photo -> textured mesh or coloured point cloud + camera.
 
     import depth_addon.api as da
-    result = da.image_to_object("photo.jpg")                      # runs MiDaS
+    result = da.image_to_object("photo.jpg")                      # runs the default MiDaS model
     result = da.image_to_object("photo.jpg", depth="d.exr")       # metric depth file, no network
     da.remesh(result.object, resolution=1024, tear_threshold=0.1) # rebuild from the stored depth
 
@@ -23,7 +23,7 @@ import numpy as np
 from .blender.build import build_objects, remesh_object, set_point_size
 from .errors import CancelledError, DepthAddonError, ImageReadError
 from .geometry.depth import DEPTH_KINDS
-from .midas.registry import DEFAULT_MODEL
+from .midas.registry import DEFAULT_MODEL, get_spec
 from .settings import BuildSettings
 
 __all__ = ["DepthImportResult", "build_from_depth", "build_from_pixels", "image_to_object", "remesh",
@@ -48,10 +48,11 @@ def image_to_object(image, *, depth=None, depth_kind=None, model=DEFAULT_MODEL, 
     """Make a mesh or point-cloud object (and camera) from a photo.
 
     image: photo file path or ``bpy.types.Image``.
-    depth: None runs MiDaS (``model``, ``weights``, ``device``) and gives inverse depth;
-    an (H, W) array; or a depth file path. ``depth_kind`` ("inverse", "metric", "relative")
-    says what the depth holds; default: inverse for MiDaS and arrays (unless ``settings``
-    say otherwise); for a file, what it records (files written by ``depth`` do), else metric
+    depth: None runs the depth network (``model``, ``weights``, ``device``), whose table row says
+    what it gives: inverse depth (MiDaS, Depth Anything V2) or metres (the metric types); an
+    (H, W) array; or a depth file path. ``depth_kind`` ("inverse", "metric", "relative") says
+    what an array or file holds; default: inverse for arrays (unless ``settings`` say
+    otherwise); for a file, what it records (files written by ``depth`` do), else metric
     for .npy/.exr/.tif files and relative for other pictures.
     progress(fraction, message), cancel() -> bool: see ``depth_addon.pipeline.estimate_depth``.
     Raises a ``DepthAddonError`` subclass for anything the user can fix.
@@ -64,7 +65,7 @@ def image_to_object(image, *, depth=None, depth_kind=None, model=DEFAULT_MODEL, 
 
         depth_map = estimate_depth(rgb, model_type=model, weights=weights, device=device,
                                    progress=_scaled(progress, 0.0, 0.9), cancel=cancel)
-        depth_kind = "inverse"
+        depth_kind = get_spec(model).depth_kind
     elif isinstance(depth, (str, os.PathLike)):
         from .imageio import depth_file_kind, read_depth
 

@@ -308,8 +308,8 @@ def write_depth(path: str | os.PathLike, depth: np.ndarray, colormap: str | None
                 kind: str = "inverse", model: str | None = None) -> Path:
     """Write an (H, W) depth map of ``kind`` (MiDaS: inverse, larger = nearer), made by ``model``.
 
-    .png: 16-bit grayscale normalised min..max (lighter = larger values: nearer for inverse
-    depth); with ``colormap`` (one of COLORMAPS) an 8-bit RGB preview instead. .exr, .tif, .npy:
+    .png: 16-bit grayscale normalised min..max, lighter = nearer (larger values for inverse
+    depth, smaller for metric depth); with ``colormap`` (one of COLORMAPS) an 8-bit RGB preview instead. .exr, .tif, .npy:
     float32 values as given. Each file records kind, model and (16-bit .png) the value range in its own
     metadata (``depth_tags``; .npy: a ``.npy.json`` sidecar), which ``read_depth`` and
     ``depth_file_kind`` read back. Returns the path written; the parent folder is created.
@@ -323,12 +323,17 @@ def write_depth(path: str | os.PathLike, depth: np.ndarray, colormap: str | None
     finite = depth[np.isfinite(depth)]
     value_range = (float(finite.min()), float(finite.max())) if finite.size and suffix == ".png" and \
         colormap is None else None
+    # Pictures are lighter = nearer; metres grow with distance, so a metric picture is stored
+    # flipped, its range recorded high-to-low: reading it back (low + unit * (high - low)) gives metres.
+    flip = kind == "metric" and suffix == ".png"
+    if flip and value_range is not None:
+        value_range = value_range[::-1]
     tags = json.dumps(depth_tags(kind, model, value_range, colormap))
     sidecar = None
     if suffix == ".npy":
         payload, sidecar = None, tags
     elif suffix == ".png":
-        payload = _png_with_text(_encode_png(depth, colormap), DEPTH_TAG, tags)
+        payload = _png_with_text(_encode_png(-depth if flip else depth, colormap), DEPTH_TAG, tags)
     elif suffix == ".exr":
         from .blender.exr import encode_gray_exr  # numpy only: our encoder can write header attributes
 

@@ -15,7 +15,7 @@ import numpy as np
 from . import midas
 from .errors import CancelledError, DepthAddonError, WeightsUnavailableError
 from .midas import weights as weights_cache
-from .midas.registry import DEFAULT_MODEL, DEVICES, PRECISIONS, get_spec
+from .midas.registry import DEFAULT_MODEL, DEVICES, PRECISIONS, get_spec, licence_notice
 
 StageProgress = Callable[[float, str], None]
 
@@ -35,9 +35,10 @@ def estimate_depth(
     weights_dir: str | os.PathLike | None = None,
     allow_download: bool = True,
 ) -> np.ndarray:
-    """(H, W, 3) uint8 RGB -> (H, W) float32 relative inverse depth (larger = nearer).
+    """(H, W, 3) uint8 RGB -> (H, W) float32 depth of kind ``get_spec(model_type).depth_kind``:
+    relative inverse depth (larger = nearer) or, for the metric types, metres.
 
-    ``weights``: an official MiDaS .pt; None uses the cache, downloading if allowed
+    ``weights``: the model's official weights file; None uses the cache, downloading if allowed
     (``allow_download=False`` is Blender with online access off). ``progress(fraction,
     message)`` reports the stages; ``cancel()`` is checked between stages and during the
     download (raises CancelledError). Running out of GPU memory retries on the CPU.
@@ -53,6 +54,9 @@ def estimate_depth(
         shape = getattr(rgb, "shape", None)
         raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {type(rgb).__name__} {shape} "
                          f"{getattr(rgb, 'dtype', '')}".rstrip())
+    from .midas.transforms import check_input_size
+
+    check_input_size(rgb.shape[1], rgb.shape[0], spec)
 
     def check_cancel():
         if cancel is not None and cancel():
@@ -65,6 +69,9 @@ def estimate_depth(
             report(LOADING * min(done / total, 1.0) if total else 0.0, f"Downloading {spec.filename}: {megabytes}")
 
         report(0.0, f"Looking for the {spec.label} weights")
+        notice = licence_notice(spec)
+        if notice is not None and weights_cache.cached_weights(model_type, weights_dir) is None:
+            report(0.0, f"Note: {notice}")  # before the download starts
         checkpoint = weights_cache.ensure_weights(
             model_type, weights_dir, progress=on_bytes, cancel=cancel, allow_download=allow_download
         )
@@ -72,7 +79,7 @@ def estimate_depth(
         checkpoint = Path(weights).expanduser()
         if not checkpoint.is_file():
             raise WeightsUnavailableError(
-                f"weights file not found: {checkpoint}; pass an official MiDaS .pt for {model_type}"
+                f"weights file not found: {checkpoint}; pass the official weights file of {model_type}"
             )
     check_cancel()
 

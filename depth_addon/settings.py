@@ -25,7 +25,7 @@ DEFAULT_FOV_DEG = 55.0  # horizontal; used when the photo carries no EXIF focal 
 class BuildSettings:
     """How a depth map becomes a Blender object.
 
-    depth_kind: "inverse" = MiDaS relative inverse depth (larger = nearer),
+    depth_kind: "inverse" = relative inverse depth, larger = nearer (MiDaS, Depth Anything V2),
                 "metric"  = distance along the camera axis in scene units,
                 "relative" = a depth picture, lighter = nearer unless ``invert_relative``.
     """

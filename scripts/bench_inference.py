@@ -1,10 +1,11 @@
-"""CPU time of one MiDaS prediction per model type, at each network's own input size.
+"""CPU time of one prediction per model type (MiDaS, Depth Anything V2), at each network's own input size.
 
     bash scripts/venv_run.sh scripts/bench_inference.py                      # all types with reference data
     bash scripts/venv_run.sh scripts/bench_inference.py --models midas_v21_small_256 dpt_hybrid_384
 
-Weights are the deterministic reference checkpoints rebuilt from ../shared/midas_reference
-(same cache as the tests), so no official download is needed; the timings do not depend on
+Weights are the deterministic reference checkpoints rebuilt from ../shared/midas_reference and
+../shared/dav2_reference (``tests/reference_checkpoints.py``: the tests' cache), so no official
+download is needed; the timings do not depend on
 weight values. Each model: load, one warm-up prediction, then the median of ``--repeat``
 timed ``predict`` calls (transform + forward + resize back) on a photo of the network's size.
 The last column is the time relative to the fastest model of this run.
@@ -13,37 +14,14 @@ The last column is the time relative to the fastest model of this run.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = REPO.parent / "shared" / "midas_reference"
 sys.path.insert(0, str(REPO))
-
-
-def reference_checkpoint(model_type: str) -> Path | None:
-    """Build (once) the reference checkpoint for ``model_type``; None without reference data.
-
-    Same cache folder and file names as tests/conftest.py, so both reuse each other's files.
-    """
-    npz = REFERENCE / f"{model_type}.npz"
-    if not npz.is_file():
-        return None
-    stat = npz.stat()
-    cache = Path(os.environ.get("DEPTH_ADDON_TEST_CACHE", Path(tempfile.gettempdir()) / "depth_addon_test_cache"))
-    cache.mkdir(parents=True, exist_ok=True)
-    out = cache / f"{model_type}-{stat.st_size}-{int(stat.st_mtime)}.pt"
-    if not out.is_file():
-        partial = out.with_suffix(f".{os.getpid()}.partial")
-        subprocess.run([sys.executable, str(REFERENCE / "make_checkpoint.py"), str(npz), str(partial)],
-                       check=True, capture_output=True)
-        os.replace(partial, out)
-    return out
+sys.path.insert(0, str(REPO / "tests"))  # the tests' reference-checkpoint cache, shared with them
 
 
 def photo_of_size(width: int, height: int):
@@ -60,6 +38,7 @@ def bench(model_type: str, repeat: int) -> dict:
     from depth_addon.midas import load_model
     from depth_addon.midas.model import clear_cache
     from depth_addon.midas.transforms import network_input_size
+    from reference_checkpoints import reference_checkpoint
 
     checkpoint = reference_checkpoint(model_type)
     start = time.perf_counter()
@@ -93,7 +72,9 @@ def main(argv=None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    models = args.models or [t for t in MODEL_TYPES if (REFERENCE / f"{t}.npz").is_file()]
+    from reference_checkpoints import REFERENCE_FOLDERS
+
+    models = args.models or [t for t in MODEL_TYPES if any((f / f"{t}.npz").is_file() for f in REFERENCE_FOLDERS)]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, median of {args.repeat}")
     rows = []
     for model_type in models:
@@ -107,9 +88,9 @@ def main(argv=None) -> int:
     if not rows:
         return 1
     fastest = min(r["predict_s"] for r in rows)
-    print(f"{'model':<24} {'input':>8} {'params M':>9} {'load s':>7} {'predict s':>10} {'x fastest':>10}")
+    print(f"{'model':<40} {'input':>8} {'params M':>9} {'load s':>7} {'predict s':>10} {'x fastest':>10}")
     for r in rows:
-        print(f"{r['model']:<24} {r['input']:>8} {r['params_m']:>9.1f} {r['load_s']:>7.2f} "
+        print(f"{r['model']:<40} {r['input']:>8} {r['params_m']:>9.1f} {r['load_s']:>7.2f} "
               f"{r['predict_s']:>10.3f} {r['predict_s'] / fastest:>10.2f}")
     return 0 if len(rows) == len(models) else 1
 

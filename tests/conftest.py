@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
+import reference_checkpoints
+from reference_checkpoints import DAV2_REFERENCE, MIDAS_REFERENCE
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
-MIDAS_REFERENCE = SHARED / "midas_reference"
 SAMPLES = REPO_ROOT / "samples"
 
 # Must happen at import time: bpy reads it once, when first imported.
@@ -60,37 +61,32 @@ def midas_reference() -> Path:
     return MIDAS_REFERENCE
 
 
+@pytest.fixture(scope="session")
+def dav2_reference() -> Path:
+    if not DAV2_REFERENCE.is_dir():
+        pytest.fail(f"{DAV2_REFERENCE} is missing: CI and developers keep ../shared beside the checkout")
+    return DAV2_REFERENCE
+
+
+def reference_npz(model_type: str) -> Path:
+    """The official reference data of ``model_type`` (MiDaS or Depth Anything V2)."""
+    try:
+        return reference_checkpoints.reference_npz(model_type)
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
+
+
 def reference_checkpoint(model_type: str, wrap: bool = False) -> Path:
-    """The deterministic official-format checkpoint for ``model_type`` (built once, then cached).
-
-    Built by ../shared/midas_reference/make_checkpoint.py, which rebuilds key for key the
-    checkpoint the official MiDaS code was run with. Cached in DEPTH_ADDON_TEST_CACHE
-    (default: a folder in the system temp dir), keyed by the reference file's size and
-    mtime; written to a temp name and renamed, so parallel runs never see half a file.
-    """
-    import subprocess
-    import sys
-
-    npz = MIDAS_REFERENCE / f"{model_type}.npz"
-    if not npz.is_file():
-        pytest.fail(f"no reference data {npz}")
-    stat = npz.stat()
-    cache = Path(os.environ.get("DEPTH_ADDON_TEST_CACHE", Path(tempfile.gettempdir()) / "depth_addon_test_cache"))
-    cache.mkdir(parents=True, exist_ok=True)
-    out = cache / f"{model_type}-{stat.st_size}-{int(stat.st_mtime)}{'-wrapped' if wrap else ''}.pt"
-    if not out.is_file():
-        partial = out.with_suffix(f".{os.getpid()}.partial")
-        cmd = [sys.executable, str(MIDAS_REFERENCE / "make_checkpoint.py"), str(npz), str(partial)]
-        subprocess.run(cmd + (["--wrap"] if wrap else []), check=True, capture_output=True)
-        os.replace(partial, out)
-    return out
+    """The deterministic official-format checkpoint for ``model_type``; see ``reference_checkpoints``."""
+    reference_npz(model_type)
+    return reference_checkpoints.reference_checkpoint(model_type, wrap)
 
 
 def reference_data(model_type: str) -> dict:
     """The official outputs for ``model_type``: image, net_input, net_output, pred, transform settings."""
     import numpy as np
 
-    with np.load(MIDAS_REFERENCE / f"{model_type}.npz") as ref:
+    with np.load(reference_npz(model_type)) as ref:
         return {k: ref[k] for k in ref.files if not k.startswith("kept_")}
 
 

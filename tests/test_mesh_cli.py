@@ -143,3 +143,20 @@ def test_fill_flags_map_onto_the_settings():
     changed = settings_from_args(build_parser().parse_args(
         ["photo.jpg", "-o", "out.blend", "--no-fill", "--fill-width", "0.1", "--fill-points"]))
     assert (changed.fill, changed.fill_width, changed.fill_points) == (False, 0.1, True)
+
+
+@pytest.mark.torch
+@pytest.mark.blender
+def test_cli_runs_depth_anything_metric_in_metres(tmp_path, sample_photo):
+    import bpy
+
+    from conftest import reference_checkpoint
+
+    model = "depth_anything_v2_metric_hypersim_vits"
+    out = tmp_path / "dav2"
+    result = run_cli(sample_photo, "--model", model, "--weights", reference_checkpoint(model), "--device", "cpu",
+                     "--resolution", "48", "--no-tear", "-o", out / "chelsea.blend", weights_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    bpy.ops.wm.open_mainfile(filepath=str(out / "chelsea.blend"))
+    obj = bpy.data.objects["chelsea"]
+    assert '"depth_kind": "metric"' in obj["depth_addon_settings"] and len(obj.data.polygons) > 0

@@ -97,7 +97,7 @@ def test_bf16_on_cpu_runs_and_is_close(small_checkpoint):
 
 
 def test_unknown_model_type_and_precision_are_refused(small_checkpoint):
-    with pytest.raises(ValueError, match="unknown MiDaS model type"):
+    with pytest.raises(ValueError, match="unknown model type"):
         load_model("midas_v4", checkpoint=small_checkpoint)
     with pytest.raises(ValueError, match="unknown precision 'fp8'"):
         load_model(SMALL, checkpoint=small_checkpoint, precision="fp8")
@@ -147,7 +147,8 @@ def test_missing_builder_is_a_clear_error():
 
     from depth_addon.midas import model as model_module
 
-    spec = replace(get_spec(SMALL), builder="no_such_module:build")
+    spec = get_spec(SMALL)
+    spec = replace(spec, arch=replace(spec.arch, network="no_such_module"))
     with pytest.raises(ModelUnavailableError, match="not available in this version"):
         model_module.build_network(spec)
 
@@ -226,3 +227,44 @@ def test_missing_or_broken_torch_is_a_clear_error(tmp_path, fake_torch, shown):
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert shown in result.stdout and "pip install --force-reinstall torch timm" in result.stdout
+
+
+def test_a_new_model_type_is_one_table_row(monkeypatch, tmp_path):
+    """A type the add-on does not ship (ViT-S/16 under the DPT decoder) from nothing but a table row:
+    it builds, its checkpoint loads strictly through load_model, and predict runs."""
+    import torch
+
+    from depth_addon.midas import registry
+    from depth_addon.midas.model import build_network
+    from depth_addon.midas.registry import HALF_MEAN, HALF_STD, MIT, Architecture, ModelSpec
+
+    row = ModelSpec(
+        name="dpt_vit_small_test", label="DPT ViT-S (test)", family=registry.MIDAS, description="ViT-S/16",
+        arch=Architecture(network="vit", timm_name="vit_small_patch16_384", hooks=(2, 5, 8, 11),
+                          features=(48, 96, 192, 384), backbone_args=dict(readout="project"),
+                          decoder=dict(features=64, non_negative=True)),
+        url="http://127.0.0.1:9/dpt_vit_small_test.pt", net_w=128, net_h=128, keep_aspect_ratio=True,
+        resize_method="minimal", mean=HALF_MEAN, std=HALF_STD, licence=MIT, size_mb=90, speed="fast",
+    )
+    monkeypatch.setitem(registry.MODELS, row.name, row)
+    torch.manual_seed(0)
+    checkpoint = tmp_path / row.filename
+    torch.save(build_network(row).state_dict(), checkpoint)
+
+    model = load_model(row.name, checkpoint=checkpoint, device="cpu")
+    rgb = np.random.default_rng(1).integers(0, 256, (45, 70, 3), dtype=np.uint8)
+    depth = model.predict(rgb)
+    assert model.spec is row and depth.shape == (45, 70) and np.isfinite(depth).all()
+    assert [tuple(layer.shape[1:2]) for layer in model.net.pretrained(torch.zeros(1, 3, 128, 128))] == [
+        (48,), (96,), (192,), (384,)]
+
+
+def test_table_feature_dims_are_checked_against_the_backbone():
+    from dataclasses import replace
+
+    from depth_addon.midas.model import build_network
+
+    spec = get_spec("dpt_swin2_tiny_256")
+    wrong = replace(spec, arch=replace(spec.arch, features=(96, 192, 384, 384)))
+    with pytest.raises(ValueError, match=r"backbone gives \(96, 192, 384, 768\) channels"):
+        build_network(wrong)

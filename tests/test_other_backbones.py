@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import MIDAS_REFERENCE, reference_checkpoint
+from conftest import reference_checkpoint, reference_npz
 
 pytestmark = pytest.mark.torch
 
@@ -21,7 +21,7 @@ PREFIX = "pretrained."
 
 def _official_layout(model_type: str) -> dict[str, tuple[int, ...]]:
     """Official state-dict keys -> shapes, from the reference metadata (no checkpoint needed)."""
-    with np.load(MIDAS_REFERENCE / f"{model_type}.npz") as ref:
+    with np.load(reference_npz(model_type)) as ref:
         keys = [str(k) for k in ref["sd_keys"]]
         shapes = json.loads(str(ref["sd_shapes"]))
     return {k: tuple(s) for k, s in zip(keys, shapes, strict=True)}
@@ -38,14 +38,36 @@ def _strip(state_dict: dict) -> dict:
     return {k[len(PREFIX):]: v for k, v in state_dict.items()}
 
 
+def _network(model_type: str):
+    from depth_addon.midas import get_spec
+    from depth_addon.midas.model import build_network
+
+    return build_network(get_spec(model_type)).eval()
+
+
+def _remap(net, model_type: str):
+    from depth_addon.midas import get_spec
+    from depth_addon.midas.nets._timm import remap_official_keys
+
+    return lambda state_dict: remap_official_keys(state_dict, net, get_spec(model_type))
+
+
 # --- LeViT -------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def levit():
-    from depth_addon.midas.nets.levit import make_levit_backbone
+def levit_net():
+    return _network("dpt_levit_224")
 
-    return make_levit_backbone().eval()
+
+@pytest.fixture(scope="module")
+def levit(levit_net):
+    return levit_net.pretrained
+
+
+@pytest.fixture(scope="module")
+def levit_remap(levit_net):
+    return _remap(levit_net, "dpt_levit_224")
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +75,10 @@ def levit_official():
     return _backbone_checkpoint("dpt_levit_224")
 
 
-def test_levit_official_checkpoint_loads_strictly_after_remap(levit, levit_official):
+def test_levit_official_checkpoint_loads_strictly_after_remap(levit, levit_remap, levit_official):
     import torch
 
-    remapped = levit.remap_official_keys(levit_official)
+    remapped = levit_remap(levit_official)
     result = levit.load_state_dict(_strip(remapped), strict=True)
     assert not result.missing_keys and not result.unexpected_keys
     assert not any(k.endswith("attention_bias_idxs") for k in remapped)
@@ -78,13 +100,13 @@ def test_levit_official_checkpoint_loads_strictly_after_remap(levit, levit_offic
         assert torch.equal(remapped[model + new], levit_official[model + old]), old
 
 
-def test_levit_native_layout_is_left_alone(levit):
+def test_levit_native_layout_is_left_alone(levit, levit_remap):
     native = {PREFIX + k: v for k, v in levit.state_dict().items()}
-    assert list(levit.remap_official_keys(native)) == list(native)
+    assert list(levit_remap(native)) == list(native)
 
 
 @pytest.mark.parametrize("change", ["values", "shape"])
-def test_levit_saved_bias_index_that_differs_from_ours_is_refused(levit, levit_official, change):
+def test_levit_saved_bias_index_that_differs_from_ours_is_refused(levit_remap, levit_official, change):
     from depth_addon.errors import CheckpointMismatchError
 
     key = "pretrained.model.blocks.8.attention_bias_idxs"
@@ -92,16 +114,16 @@ def test_levit_saved_bias_index_that_differs_from_ours_is_refused(levit, levit_o
     saved = tampered[key]
     tampered[key] = saved.flip(-1) if change == "values" else saved[:, :-1]
     with pytest.raises(CheckpointMismatchError, match="blocks.8.attention_bias_idxs"):
-        levit.remap_official_keys(tampered)
+        levit_remap(tampered)
 
 
-def test_levit_checkpoint_with_extra_blocks_is_refused(levit, levit_official):
+def test_levit_checkpoint_with_extra_blocks_is_refused(levit_remap, levit_official):
     from depth_addon.errors import CheckpointMismatchError
 
     extra = dict(levit_official)
     extra["pretrained.model.blocks.28.m.0.c.weight"] = extra["pretrained.model.blocks.27.m.0.c.weight"]
     with pytest.raises(CheckpointMismatchError, match="block 28"):
-        levit.remap_official_keys(extra)
+        levit_remap(extra)
 
 
 def test_levit_features_and_fixed_input_size(levit):
@@ -128,10 +150,13 @@ def test_levit_stem_transpose_upsamples_exactly_4x():
 
 
 @pytest.fixture(scope="module")
-def beit():
-    from depth_addon.midas.nets.beit import make_beit_backbone
+def beit_net():
+    return _network("dpt_beit_base_384")
 
-    return make_beit_backbone("dpt_beit_base_384").eval()
+
+@pytest.fixture(scope="module")
+def beit(beit_net):
+    return beit_net.pretrained
 
 
 def test_beit_parameters_match_the_official_layout(beit):
@@ -142,7 +167,7 @@ def test_beit_parameters_match_the_official_layout(beit):
     assert ours == {k: v for k, v in official.items() if k not in computed}
 
 
-def test_beit_saved_position_index_is_checked_then_dropped(beit):
+def test_beit_saved_position_index_is_checked_then_dropped(beit_net):
     import torch
     from timm.models.beit import gen_relative_position_index
 
@@ -150,9 +175,10 @@ def test_beit_saved_position_index_is_checked_then_dropped(beit):
 
     key = "pretrained.model.blocks.3.attn.relative_position_index"
     good = {key: gen_relative_position_index((24, 24)), "pretrained.act_postprocess1.3.bias": torch.zeros(1)}
-    assert list(beit.remap_official_keys(good)) == ["pretrained.act_postprocess1.3.bias"]
+    remap = _remap(beit_net, "dpt_beit_base_384")
+    assert list(remap(good)) == ["pretrained.act_postprocess1.3.bias"]
     with pytest.raises(CheckpointMismatchError, match="blocks.3.attn.relative_position_index"):
-        beit.remap_official_keys({key: gen_relative_position_index((32, 32))})
+        remap({key: gen_relative_position_index((32, 32))})
 
 
 def test_beit_bias_at_training_grid_equals_timms_own(beit):
@@ -185,9 +211,7 @@ def test_beit_features_for_a_non_square_input(beit):
 
 @pytest.fixture(scope="module")
 def next_vit():
-    from depth_addon.midas.nets.next_vit import NEXT_VIT_LARGE, NextViT, NextViTBackbone
-
-    return NextViTBackbone(NextViT(NEXT_VIT_LARGE)).eval()
+    return _network("dpt_next_vit_large_384").pretrained
 
 
 def test_next_vit_matches_the_official_layout_key_for_key(next_vit):

@@ -17,10 +17,25 @@ PREFIX = "pretrained."
 
 
 @pytest.fixture(scope="module")
-def backbone():
-    from depth_addon.midas.nets.swin import make_swin_backbone
+def net():
+    from depth_addon.midas import get_spec
+    from depth_addon.midas.model import build_network
 
-    return make_swin_backbone(MODEL_TYPE).eval()
+    return build_network(get_spec(MODEL_TYPE)).eval()
+
+
+@pytest.fixture(scope="module")
+def backbone(net):
+    return net.pretrained
+
+
+@pytest.fixture(scope="module")
+def remap(net):
+    """The table-driven key remap for this type, on a (partial) official state dict."""
+    from depth_addon.midas import get_spec
+    from depth_addon.midas.nets._timm import remap_official_keys
+
+    return lambda state_dict: remap_official_keys(state_dict, net, get_spec(MODEL_TYPE))
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +51,10 @@ def _strip(state_dict):
     return {k[len(PREFIX):]: v for k, v in state_dict.items()}
 
 
-def test_official_checkpoint_loads_strictly_after_remap(backbone, official_backbone_keys):
+def test_official_checkpoint_loads_strictly_after_remap(backbone, remap, official_backbone_keys):
     import torch
 
-    remapped = backbone.remap_official_keys(official_backbone_keys)
+    remapped = remap(official_backbone_keys)
     result = backbone.load_state_dict(_strip(remapped), strict=True)
     assert not result.missing_keys and not result.unexpected_keys
 
@@ -61,20 +76,37 @@ def test_official_checkpoint_loads_strictly_after_remap(backbone, official_backb
             )
 
 
-def test_keys_outside_the_backbone_pass_through(backbone):
+def test_keys_outside_the_backbone_pass_through(remap):
     import torch
 
     other = {"scratch.layer1_rn.weight": torch.zeros(1)}
-    assert backbone.remap_official_keys(other) == other
+    assert remap(other) == other
 
 
-def test_native_timm_layout_is_left_alone(backbone):
+def test_native_timm_layout_is_left_alone(backbone, remap):
     native = {PREFIX + k: v for k, v in backbone.state_dict().items()}
-    assert list(backbone.remap_official_keys(native)) == list(native)
+    assert list(remap(native)) == list(native)
+
+
+def test_forward_intermediates_gives_the_hooked_block_outputs(backbone):
+    """timm's forward_intermediates = the official hooks (each stage's last block, before the norm)."""
+    import torch
+
+    x = torch.randn(1, 3, 256, 256, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        ours = backbone(x)
+        model = backbone.model
+        tokens, hooked = model.patch_embed(x), []
+        for stage in model.layers:
+            tokens = stage.downsample(tokens)
+            for block in stage.blocks:
+                tokens = block(tokens)
+            hooked.append(tokens.permute(0, 3, 1, 2))
+    assert all(torch.equal(a, b) for a, b in zip(ours, hooked, strict=True))
 
 
 @pytest.mark.parametrize("change", ["values", "shape", "unused"])
-def test_saved_mask_that_differs_from_ours_is_refused(backbone, official_backbone_keys, change):
+def test_saved_mask_that_differs_from_ours_is_refused(remap, official_backbone_keys, change):
     import torch
 
     from depth_addon.errors import CheckpointMismatchError
@@ -89,7 +121,7 @@ def test_saved_mask_that_differs_from_ours_is_refused(backbone, official_backbon
     else:  # a mask for an unshifted block: the checkpoint is for another window/input size
         sd["pretrained.model.layers.0.blocks.0.attn_mask"] = torch.zeros(16, 256, 256)
     with pytest.raises(CheckpointMismatchError, match=MODEL_TYPE):
-        backbone.remap_official_keys(sd)
+        remap(sd)
 
 
 def test_features_are_nchw_at_strides_4_to_32(backbone):

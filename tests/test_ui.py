@@ -589,3 +589,30 @@ def test_settings_properties_mirror_build_settings(addon):
     settings_to_props(custom, props)
     assert settings_from_props(props) == custom
     assert [item.identifier for item in rna["output"].enum_items] == ["mesh", "points"]
+
+
+@pytest.mark.blender
+@pytest.mark.torch
+def test_metric_model_through_the_operator_builds_metric_geometry(addon, capfd):
+    """Depth Anything V2 metric from the operator: the stored settings say metric (metres), and the
+    sidebar draws the model's facts (kind, licence) and the family headings without errors."""
+    bpy = addon
+    from depth_addon.blender.build import stored_settings
+    from depth_addon.ui.panels import draw_depth_panel
+    from depth_addon.ui.properties import MODEL_ITEMS
+
+    model = "depth_anything_v2_metric_hypersim_vits"
+    weights = str(reference_checkpoint(model))
+    assert bpy.ops.depth_addon.image_to_object(filepath=str(PHOTO), model=model, weights=weights, stride=8,
+                                               tear=False, add_camera=False) == {"FINISHED"}
+    obj = bpy.context.view_layer.objects.active
+    assert stored_settings(obj).depth_kind == "metric"
+    depth = np.empty(len(obj.data.vertices), dtype=np.float32)
+    obj.data.attributes["depth"].data.foreach_get("value", depth)  # each vertex's camera-axis distance
+    assert 0.0 < depth.min() and depth.max() <= 20.0  # metres, within the indoor model's range
+    headings = [item[1] for item in MODEL_ITEMS if item[0] == ""]
+    assert headings == ["MiDaS", "Depth Anything V2"]
+    props = bpy.context.scene.depth_addon
+    props.model = "depth_anything_v2_vitl"
+    draw_depth_panel(_layout(bpy), bpy.context)
+    _assert_drawn_cleanly(capfd)

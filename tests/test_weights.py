@@ -522,3 +522,49 @@ def test_redirect_loop_is_one_line(server, cache):
         weights.ensure_weights(MODEL, cache)
     message = str(info.value)
     assert "redirects in a loop" in message and "HTTP 302" in message and "\n" not in message
+
+
+# --- Depth Anything V2 weights (Hugging Face URLs from the table) ---------------------------
+
+DAV2_FILES = {
+    "depth_anything_v2_vits": "Depth-Anything-V2-Small",
+    "depth_anything_v2_vitb": "Depth-Anything-V2-Base",
+    "depth_anything_v2_vitl": "Depth-Anything-V2-Large",
+    "depth_anything_v2_metric_hypersim_vits": "Depth-Anything-V2-Metric-Hypersim-Small",
+    "depth_anything_v2_metric_hypersim_vitl": "Depth-Anything-V2-Metric-Hypersim-Large",
+    "depth_anything_v2_metric_vkitti_vitl": "Depth-Anything-V2-Metric-VKITTI-Large",
+}
+
+
+@pytest.mark.parametrize("model_type", list(DAV2_FILES))
+def test_depth_anything_url_is_the_model_page_file(monkeypatch, model_type):
+    monkeypatch.delenv(weights.URL_BASE_ENV, raising=False)
+    repo = DAV2_FILES[model_type]
+    expected = f"https://huggingface.co/depth-anything/{repo}/resolve/main/{model_type}.pth"
+    assert weights.weights_url(model_type) == expected
+    assert get_spec(model_type).filename == f"{model_type}.pth"
+
+
+@pytest.mark.parametrize("model_type", list(DAV2_FILES))
+def test_depth_anything_weights_download_from_their_hub_path(monkeypatch, server, cache, model_type):
+    """The table's whole URL path is fetched (served on 127.0.0.1 in the hub's layout), resumably."""
+    from urllib.parse import urlsplit
+
+    spec = get_spec(model_type)
+    server.path = urlsplit(spec.url).path   # /depth-anything/<repo>/resolve/main/<file>.pth
+    root = server.base.removesuffix("/w")
+    local = dataclasses.replace(spec, url=root + server.path, tensor_count=1, value_count=PAYLOAD_VALUES)
+    monkeypatch.setattr(weights, "get_spec", lambda name: local)
+    monkeypatch.delenv(weights.URL_BASE_ENV)
+    server.cut_after = [weights.CHUNK_BYTES + 7]  # first request dropped: the second resumes it
+    path = weights.ensure_weights(model_type, cache)
+    assert path == cache / f"{model_type}.pth" and path.read_bytes() == PAYLOAD
+    assert server.requests == [None, f"bytes={weights.CHUNK_BYTES + 7}-"]
+
+
+def test_depth_anything_weights_through_a_mirror(monkeypatch, server, cache):
+    model_type = "depth_anything_v2_vits"
+    fitted = dataclasses.replace(get_spec(model_type), tensor_count=1, value_count=PAYLOAD_VALUES)
+    monkeypatch.setattr(weights, "get_spec", lambda name: fitted)  # PAYLOAD's fingerprint
+    server.path = f"/w/{model_type}.pth"
+    assert weights.ensure_weights(model_type, cache).read_bytes() == PAYLOAD

@@ -12,7 +12,7 @@ from .reporting import run_command
 
 _COMMANDS = (depth_cmd, mesh_cmd)
 # Not __doc__, which is None under python -OO.
-_DESCRIPTION = "Photo -> depth picture (depth) or textured mesh / point cloud files (mesh) with MiDaS."
+_DESCRIPTION = "Photo -> depth picture (depth) or textured mesh / point cloud files (mesh) with MiDaS or Depth Anything V2."
 
 
 def build_parser() -> argparse.ArgumentParser:

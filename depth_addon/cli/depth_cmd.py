@@ -7,28 +7,33 @@ progress bar; offline, pass ``--weights FILE``.
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from .. import imageio
 from ..midas import weights as weights_cache
-from ..midas.registry import DEFAULT_MODEL, DEVICES, MODEL_TYPES, PRECISIONS, get_spec
+from ..midas.registry import DEFAULT_MODEL, DEVICES, MODEL_TYPES, PRECISIONS, get_spec, licence_notice
+from .model_help import MODEL_HELP, models_epilog
 
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
         "depth", help="estimate a depth picture from one photo",
-        description="Estimate a depth picture from one photo with MiDaS (no Blender needed).",
-        epilog=f"Weights cache: {weights_cache.weights_dir()} (set {weights_cache.WEIGHTS_DIR_ENV} to move it). "
-        "Offline, download the official .pt yourself and pass --weights FILE.",
+        description="Estimate a depth picture from one photo with MiDaS or Depth Anything V2 (no Blender needed).",
+        epilog=f"{models_epilog()}\n\nWeights cache: {weights_cache.weights_dir()} (set "
+        f"{weights_cache.WEIGHTS_DIR_ENV} to move it).\nOffline, download the official weights file yourself "
+        "and pass --weights FILE.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("image", help="the photo (any format Pillow reads; EXIF orientation is applied)")
     p.add_argument("-o", "--output", required=True,
-                   help="depth file to write: .png (16-bit, lighter = nearer), .exr/.tif/.npy (float values); "
-                   "each records what it holds (kind, model, value range; .npy: in a .npy.json beside it)")
+                   help="depth file to write: .png (16-bit, lighter = nearer), .exr/.tif/.npy (float values: relative "
+                   "inverse depth, or metres for the metric models); each records what it holds (kind, model, "
+                   "value range; .npy: in a .npy.json beside it)")
     p.add_argument("--model", choices=MODEL_TYPES, default=DEFAULT_MODEL, metavar="TYPE",
-                   help=f"MiDaS model type, one of: {', '.join(MODEL_TYPES)} (default: %(default)s)")
+                   help=f"depth model type (default: %(default)s);{MODEL_HELP}")
     p.add_argument("--weights", metavar="FILE",
-                   help="official MiDaS .pt for --model (default: the weights cache, downloading once)")
+                   help="the official weights file of --model (default: the weights cache, downloading once)")
     p.add_argument("--device", choices=DEVICES, default="auto", help="where to run (default: %(default)s)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="float precision on the GPU (default: %(default)s)")
@@ -44,7 +49,11 @@ def run(args) -> int:
     imageio.check_depth_output(args.output, args.colormap)
     rgb = imageio.read_image(args.image)
     checkpoint = args.weights
+    spec = get_spec(args.model)
     if checkpoint is None:
+        notice = licence_notice(spec)
+        if notice is not None and weights_cache.cached_weights(args.model) is None:
+            print(f"note: {notice}", file=sys.stderr)  # before the download, even with -q
         with DownloadBar(args.model, disable=args.quiet) as bar:
             checkpoint = weights_cache.ensure_weights(args.model, progress=bar)
 
@@ -56,7 +65,7 @@ def run(args) -> int:
 
     depth = estimate_depth(rgb, args.model, weights=checkpoint, device=args.device,
                            precision=args.precision, progress=stage)
-    kind = getattr(get_spec(args.model), "depth_kind", "inverse")  # MiDaS: relative inverse depth
+    kind = spec.depth_kind  # the table row: inverse (MiDaS, DAv2 relative) or metres
     path = imageio.write_depth(args.output, depth, colormap=args.colormap, kind=kind, model=args.model)
     if not args.quiet:
         print(f"wrote {path} ({depth.shape[1]}x{depth.shape[0]})")

@@ -16,8 +16,9 @@ import typing
 from pathlib import Path
 
 from ..errors import DependencyMissingError, DepthAddonError
-from ..midas.registry import DEFAULT_MODEL, DEVICES, MODEL_TYPES, PRECISIONS
+from ..midas.registry import DEFAULT_MODEL, DEVICES, MODEL_TYPES, PRECISIONS, get_spec
 from ..settings import DEFAULT_FOV_DEG, BuildSettings, Shader
+from .model_help import MODEL_HELP, models_epilog
 
 EXPORT_SUFFIXES = (".blend", ".glb", ".gltf", ".obj", ".ply")
 SHADERS = typing.get_args(Shader)
@@ -30,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("image", type=Path, help="the photo")
     p.add_argument("-o", "--output", dest="outputs", type=Path, action="append", required=True,
                    metavar="OUT", help=f"output file, one of {' '.join(EXPORT_SUFFIXES)}; repeat for several")
-    g = p.add_argument_group("depth (default: run MiDaS)")
+    g = p.add_argument_group("depth (default: run a depth network, --model)")
     g.add_argument("--depth", type=Path, metavar="FILE",
                    help="use this depth file instead of running the network (.npy/.exr/.tif/.png ...)")
     g.add_argument("--depth-kind", choices=("metric", "inverse", "relative"),
@@ -38,9 +39,10 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    "command do; else metric for .npy/.exr/.tif, relative for pictures)")
     g.add_argument("--invert", action="store_true", help="relative depth picture is darker = nearer")
     g.add_argument("--model", default=DEFAULT_MODEL, choices=MODEL_TYPES, metavar="TYPE",
-                   help=f"MiDaS model type, one of: {', '.join(MODEL_TYPES)} (default {DEFAULT_MODEL})")
-    g.add_argument("--weights", type=Path, metavar="FILE", help="official MiDaS .pt for --model (skips the download)")
-    g.add_argument("--device", choices=DEVICES, default="auto", help="where to run MiDaS (default auto)")
+                   help=f"depth model type (default {DEFAULT_MODEL}), by family:{MODEL_HELP}")
+    g.add_argument("--weights", type=Path, metavar="FILE",
+                   help="the official weights file of --model (.pt / .pth; skips the download)")
+    g.add_argument("--device", choices=DEVICES, default="auto", help="where to run the network (default auto)")
     g.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="float precision on the GPU (default: %(default)s)")
     g = p.add_argument_group("geometry")
@@ -92,14 +94,16 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def add_parser(subparsers):
-    p = add_arguments(subparsers.add_parser("mesh", help=HELP, description=HELP))
+    p = add_arguments(subparsers.add_parser("mesh", help=HELP, description=HELP, epilog=models_epilog(),
+                                            formatter_class=argparse.RawDescriptionHelpFormatter))
     p.set_defaults(run=run)
     return p
 
 
 def build_parser(prog: str = "python -m depth_addon mesh") -> argparse.ArgumentParser:
     """Stand-alone parser with exactly the sub-command's arguments."""
-    return add_arguments(argparse.ArgumentParser(prog=prog, description=HELP))
+    return add_arguments(argparse.ArgumentParser(prog=prog, description=HELP, epilog=models_epilog(),
+                                                 formatter_class=argparse.RawDescriptionHelpFormatter))
 
 
 def main(argv: list[str], prog: str = "python -m depth_addon mesh") -> int:
@@ -156,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
                                    precision=args.precision, progress=None if args.quiet else _print_progress())
         except WeightsUnavailableError as exc:
             raise WeightsUnavailableError(f"{exc}; or skip the network with --depth FILE (a depth map)") from exc
-        kind = "inverse"
+        kind = get_spec(args.model).depth_kind   # metric models: metres
     settings = settings.with_changes(depth_kind=kind)
 
     fov, fov_source = _field_of_view(settings, args.image)

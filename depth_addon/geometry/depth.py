@@ -2,7 +2,7 @@
 
 Depth kinds (see ``depth_addon.settings.BuildSettings``):
 
-* ``"inverse"``  MiDaS output: relative inverse depth, larger = nearer, unknown scale and shift.
+* ``"inverse"``  MiDaS / Depth Anything V2 output: relative inverse depth, larger = nearer, unknown scale and shift.
 * ``"relative"`` a depth picture read as [0, 1], lighter = nearer (``invert`` flips it).
 * ``"metric"``   distance along the camera axis, in scene units. Values that are not finite or
   not > 0 mark "no depth here" (those pixels get no vertex/point).

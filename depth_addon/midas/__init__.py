@@ -1,8 +1,8 @@
-"""MiDaS inference core (never imports bpy; torch/timm are imported lazily).
+"""Depth inference core: MiDaS and Depth Anything V2 (never imports bpy; torch/timm are imported lazily).
 
     from depth_addon.midas import MODEL_TYPES, load_model
     model = load_model("dpt_hybrid_384", checkpoint="dpt_hybrid_384.pt", device="cpu")
-    depth = model.predict(rgb)   # (H, W, 3) uint8 -> (H, W) float32 relative inverse depth
+    depth = model.predict(rgb)   # (H, W, 3) uint8 -> (H, W) float32 of kind model.spec.depth_kind
 """
 
 from __future__ import annotations

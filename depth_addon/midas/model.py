@@ -1,10 +1,11 @@
-"""Load official MiDaS checkpoints and run them: ``load_model`` and ``MidasModel.predict``.
+"""Load official MiDaS / Depth Anything V2 checkpoints and run them: ``load_model`` and ``MidasModel.predict``.
 
-``predict`` computes what the official ``run.py`` computes with ``optimize=False``: the
-official input transform, one forward pass, and a bicubic resize (align_corners=False) of
-the raw output back to the photo's size. Architectures come from the model table
-(``ModelSpec.builder``, resolved inside ``depth_addon.midas.nets``); weights only ever come
-from a checkpoint file, read with ``torch.load(weights_only=True)``.
+``predict`` computes what the official code computes (MiDaS ``run.py`` with ``optimize=False``,
+Depth Anything V2 ``infer_image`` given RGB): the official input transform, one forward pass
+(``forward``), and the official resize of the raw output back to the photo's size
+(``postprocess``). Architectures come from the model table (``ModelSpec.arch``: the module
+``depth_addon.midas.nets.<arch.network>`` builds it); weights only ever come from a checkpoint
+file, read with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ..errors import (
     ModelUnavailableError,
     WeightsUnavailableError,
 )
-from .registry import DEVICES, MODEL_SPECS, PRECISIONS, ModelSpec, get_spec
+from .registry import DEVICES, PRECISIONS, ModelSpec, get_spec, matching_model_types
 from .transforms import prepare_input
 
 try:
@@ -52,7 +53,7 @@ _cache_lock = threading.Lock()
 
 
 class MidasModel:
-    """A loaded MiDaS network plus its input transform.
+    """A loaded depth network (any type of the table) plus its input transform.
 
     Attributes: ``spec`` (the table row), ``device`` (``"cpu"``, ``"cuda"`` or ``"mps"``),
     ``precision`` (``"fp32"``, ``"fp16"``, ``"bf16"``), ``checkpoint`` (path), ``net``
@@ -83,12 +84,23 @@ class MidasModel:
         with self._lock, torch.inference_mode():
             return self.net(x).float()
 
-    def predict(self, rgb: np.ndarray) -> np.ndarray:
-        """``(H, W, 3)`` uint8 RGB -> ``(H, W)`` float32 relative inverse depth (larger = nearer)."""
-        raw = self.forward(self.prepare(rgb))
+    def postprocess(self, raw: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+        """``(1, h, w)`` raw output -> ``(H, W)`` = ``size`` float32 depth, resized as the official code does."""
+        if self.spec.output_resize == "bilinear_aligned":
+            mode, align_corners = "bilinear", True    # Depth Anything V2 infer_image
+        else:
+            mode, align_corners = "bicubic", False    # MiDaS run.py
         with torch.inference_mode():
-            depth = F.interpolate(raw.unsqueeze(1), size=rgb.shape[:2], mode="bicubic", align_corners=False)
+            depth = F.interpolate(raw.unsqueeze(1), size=tuple(size), mode=mode, align_corners=align_corners)
         return depth[0, 0].cpu().numpy().astype(np.float32, copy=False)
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray:
+        """``(H, W, 3)`` uint8 RGB -> ``(H, W)`` float32 depth of kind ``spec.depth_kind``.
+
+        ``"inverse"`` (MiDaS, Depth Anything V2 relative): relative inverse depth, larger = nearer;
+        ``"metric"`` (Depth Anything V2 metric): distance in metres.
+        """
+        return self.postprocess(self.forward(self.prepare(rgb)), rgb.shape[:2])
 
 
 def _check_rgb(rgb) -> None:
@@ -168,12 +180,11 @@ def clear_cache() -> None:
 
 
 def build_network(spec: ModelSpec) -> torch.nn.Module:
-    """An untrained network for ``spec`` (random init, no download), from ``spec.builder``."""
+    """An untrained network for ``spec`` (random init, no download): ``nets.<arch.network>.build(spec)``."""
     from .nets._timm import import_timm
 
     import_timm()  # DependencyMissingError with install advice if timm is absent
-    module_name, _, function_name = spec.builder.partition(":")
-    full_name = f"{_NETS_PACKAGE}.{module_name}"
+    full_name = f"{_NETS_PACKAGE}.{spec.arch.network}"
     try:
         module = importlib.import_module(full_name)
     except ModuleNotFoundError as exc:
@@ -181,15 +192,9 @@ def build_network(spec: ModelSpec) -> torch.nn.Module:
             raise
         raise ModelUnavailableError(
             f"{spec.label} ({spec.name}) is not available in this version of the add-on "
-            f"(no architecture module '{module_name}'); choose another model type"
+            f"(no network module '{spec.arch.network}'); choose another model type"
         ) from exc
-    builder = getattr(module, function_name, None)
-    if builder is None:
-        raise ModelUnavailableError(
-            f"{spec.label} ({spec.name}) is not available in this version of the add-on "
-            f"(no builder '{spec.builder}'); choose another model type"
-        )
-    return builder()
+    return module.build(spec)
 
 
 def build_network_for_loading(spec: ModelSpec) -> torch.nn.Module:
@@ -272,8 +277,9 @@ def load_official_state_dict(net: torch.nn.Module, state_dict: dict, spec: Model
     Any missing / unexpected key or shape mismatch raises CheckpointMismatchError naming the
     counts and first keys, and the model type the file fits if it is another one in the table.
     """
-    remap = getattr(net, "remap_official_keys", None)
-    mapped = remap(state_dict) if remap is not None else state_dict
+    from .nets._timm import remap_official_keys
+
+    mapped = remap_official_keys(state_dict, net, spec)
     expected = net.state_dict()
     missing = [k for k in expected if k not in mapped]
     unexpected = [k for k in mapped if k not in expected]
@@ -307,10 +313,3 @@ def _mismatch_message(spec, path, state_dict, expected, mapped, missing, unexpec
         details.append(f"{len(mismatched)} shape mismatches (checkpoint vs model: {shown})")
     return (f"{path.name} does not fit model type '{spec.name}' ({spec.label}). {advice}. "
             f"Details: {'; '.join(details)}")
-
-
-def matching_model_types(state_dict: Mapping[str, torch.Tensor]) -> list[str]:
-    """Model types whose official state_dict has as many tensors and values as ``state_dict``."""
-    tensors = len(state_dict)
-    values = sum(int(t.numel()) for t in state_dict.values())
-    return [s.name for s in MODEL_SPECS if s.tensor_count == tensors and s.value_count == values]

@@ -1,5 +1,8 @@
 """The official MiDaS input transform (``midas/transforms.py`` + ``run.py``), numpy + OpenCV only.
 
+Depth Anything V2's ``infer_image`` uses the same transform (its ``util/transform.py`` is
+MiDaS'), with ``lower_bound`` resizing to multiples of 14 and ImageNet normalisation.
+
 ``run.py`` reads the photo as float64 RGB in [0, 1], then applies ``Resize`` (keep aspect
 ratio, sides a multiple of 32, rule ``minimal`` / ``upper_bound`` / ``lower_bound``, cv2
 INTER_CUBIC on the float64 image), ``NormalizeImage`` ((x - mean) / std in float64) and
@@ -59,10 +62,29 @@ def network_input_size(width: int, height: int, spec: ModelSpec) -> tuple[int, i
     return new_w, new_h
 
 
+# Longest network-input side over the shortest we run. Resizing that keeps the short side (Depth
+# Anything's lower_bound) turns a 1x300 strip into a 518x155400 input, tens of GB of attention:
+# refused with a clear message instead. Photos (panoramas included) stay far below it.
+MAX_INPUT_ASPECT = 16
+
+
+def check_input_size(width: int, height: int, spec: ModelSpec) -> None:
+    """ValueError naming the fix if a ``width`` x ``height`` photo would give an absurdly elongated network input."""
+    if width < 1 or height < 1:
+        return  # an empty image: the caller's image check names that problem
+    net_w, net_h = network_input_size(width, height, spec)
+    if max(net_w, net_h) > MAX_INPUT_ASPECT * min(net_w, net_h):
+        raise ValueError(
+            f"the {width}x{height} photo is too elongated for {spec.name} (network input {net_w}x{net_h}, "
+            f"over {MAX_INPUT_ASPECT}:1); crop it to a less extreme aspect ratio"
+        )
+
+
 def prepare_input(rgb: np.ndarray, spec: ModelSpec) -> np.ndarray:
     """``(H, W, 3)`` uint8 RGB -> ``(1, 3, h, w)`` float32 network input for ``spec``."""
     import cv2
 
+    check_input_size(rgb.shape[1], rgb.shape[0], spec)
     image = rgb.astype(np.float64) / 255.0
     width, height = network_input_size(rgb.shape[1], rgb.shape[0], spec)
     image = cv2.resize(image, (width, height), interpolation=cv2.INTER_CUBIC)

@@ -1,4 +1,4 @@
-"""Where MiDaS weights live on disk, and how they get there (stdlib only, no torch).
+"""Where model weights live on disk, and how they get there (stdlib only, no torch).
 
     path = ensure_weights("midas_v21_small_256", progress=lambda done, total: ...)
 

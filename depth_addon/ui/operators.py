@@ -221,7 +221,7 @@ class _JobOperator:
 
 
 class DEPTH_ADDON_OT_image_to_object(_JobOperator, SettingsProperties, Operator):
-    """Estimate depth for photos with MiDaS and build textured geometry with a matching camera"""
+    """Estimate depth for photos with a depth network and build textured geometry with a matching camera"""
 
     bl_idname = "depth_addon.image_to_object"
     bl_label = "Image to Depth Mesh"
@@ -239,7 +239,7 @@ class DEPTH_ADDON_OT_image_to_object(_JobOperator, SettingsProperties, Operator)
                                description="Name of an image datablock to convert instead of a file")
     model: model_property()
     weights: StringProperty(name="Checkpoint", subtype="FILE_PATH",
-                            description="An official MiDaS .pt file for the model; empty: the weights folder")
+                            description="The official weights file of the model (.pt / .pth); empty: the weights folder")
     depth_path: StringProperty(name="Depth Map", subtype="FILE_PATH", options={"SKIP_SAVE"},
                                description="Use this depth file instead of running the network")
     device: EnumProperty(name="Device", items=[("PREFERENCES", "Preferences", "The add-on preferences' device")]
@@ -326,9 +326,11 @@ class DEPTH_ADDON_OT_image_to_object(_JobOperator, SettingsProperties, Operator)
         return inputs
 
     def _settings(self, item: jobs.DepthInput) -> BuildSettings:
+        from ..midas.registry import get_spec
+
         settings = settings_from_props(self)
         if item.depth_path is None:
-            return settings.with_changes(depth_kind="inverse")  # what MiDaS gives
+            return settings.with_changes(depth_kind=get_spec(self.model).depth_kind)  # what the model gives
         if not self.properties.is_property_set("depth_kind"):
             from ..imageio import depth_file_kind  # what the file records, else the guess from its format
 
@@ -457,7 +459,7 @@ class DEPTH_ADDON_OT_remesh(SettingsProperties, Operator):
 
 
 class DEPTH_ADDON_OT_download_weights(_JobOperator, Operator):
-    """Download a model's official MiDaS weights into the weights folder"""
+    """Download a model's official weights into the weights folder"""
 
     bl_idname = "depth_addon.download_weights"
     bl_label = "Download Weights"
@@ -479,7 +481,18 @@ class DEPTH_ADDON_OT_download_weights(_JobOperator, Operator):
         from ..midas.registry import get_spec
 
         spec = get_spec(properties.model)
-        return f"Download {spec.filename} ({spec.description}) from {spec.url}"
+        return f"Download {spec.filename} ({spec.summary}) from {spec.url}"
+
+    def invoke(self, context, event):
+        from ..midas.registry import get_spec, licence_notice
+
+        notice = licence_notice(get_spec(self.model))
+        if notice is None:
+            return self.execute(context)
+        # Told before anything is fetched: the download starts only on "Download".
+        return context.window_manager.invoke_confirm(self, event, title="Non-commercial licence",
+                                                     message=notice[0].upper() + notice[1:] + ".",
+                                                     confirm_text="Download", icon="WARNING")
 
     def job_key(self) -> str:
         return f"download:{self.model}"

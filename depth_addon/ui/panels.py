@@ -57,9 +57,18 @@ def draw_model(layout, props) -> None:
     elif cached_weights(spec.name) is not None:
         row.label(text="Weights downloaded", icon="CHECKMARK")
     else:
-        row.label(text=f"Not downloaded ({spec.description.rsplit(', ', 1)[-1]})", icon="IMPORT")
+        row.label(text=f"Not downloaded (~{spec.size_mb:,} MB)", icon="IMPORT")
         row.operator("depth_addon.download_weights", text="", icon="IMPORT").model = spec.name
+    draw_model_facts(layout, spec)
     layout.prop(props, "weights")
+
+
+def draw_model_facts(layout, spec) -> None:
+    """Depth kind, speed and licence of the chosen model; a warning for non-commercial licences."""
+    kind = "metric depth in metres" if spec.depth_kind == "metric" else "relative depth"
+    layout.label(text=f"{kind.capitalize()}, {spec.speed}, {spec.licence}", icon="INFO")
+    if spec.non_commercial:
+        layout.label(text="Non-commercial use only", icon="ERROR")
 
 
 def draw_depth_file(layout, props) -> None:

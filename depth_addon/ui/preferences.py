@@ -8,7 +8,7 @@ import bpy
 from bpy.props import EnumProperty, StringProperty
 from bpy.types import AddonPreferences
 
-from ..midas.registry import MODEL_SPECS
+from ..midas.registry import MODEL_SPECS, specs_by_family
 from . import deps, jobs
 from .properties import DEVICE_ITEMS, PRECISION_ITEMS
 
@@ -114,7 +114,7 @@ class DepthAddonPreferences(AddonPreferences):
                             items=PRECISION_ITEMS, default="fp32")
     weights_dir: StringProperty(
         name="Weights Folder", subtype="DIR_PATH", update=_weights_dir_changed,
-        description="Where MiDaS weights are kept; empty: the extension's user folder",
+        description="Where model weights are kept; empty: the extension's user folder",
     )
     torch_build: EnumProperty(
         name="torch Build", description="Which torch the installer downloads, and from which index",
@@ -179,15 +179,21 @@ def _draw_dependencies(prefs, box) -> None:
 
 
 def _draw_models(box, context) -> None:
-    from ..midas.weights import cached_weights
-
     box.label(text="Model Weights", icon="NETWORK_DRIVE")
     if not bpy.app.online_access:
         box.label(text=online_message(), icon="INFO")
-    grid = box.grid_flow(row_major=True, columns=3, even_columns=False, align=False)
-    for spec in MODEL_SPECS:
+    for family, specs in specs_by_family().items():
+        box.label(text=family)
+        _draw_family(box.grid_flow(row_major=True, columns=3, even_columns=False, align=False), specs)
+
+
+def _draw_family(grid, specs) -> None:
+    from ..midas.weights import cached_weights
+
+    for spec in specs:
         grid.label(text=spec.label)
-        grid.label(text=spec.description)
+        grid.label(text=f"{spec.description}, ~{spec.size_mb:,} MB, {spec.licence}",
+                   icon="ERROR" if spec.non_commercial else "NONE")
         download = jobs.ACTIVE.get(f"download:{spec.name}")
         if download is not None and not download.done:
             fraction, _ = download.progress

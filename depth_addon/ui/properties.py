@@ -17,7 +17,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 from bpy.types import PropertyGroup
 
-from ..midas.registry import DEFAULT_MODEL, MODEL_SPECS
+from ..midas.registry import DEFAULT_MODEL, specs_by_family
 from ..settings import DEFAULT_FOV_DEG, MAX_FOV_DEG, BuildSettings
 
 # Labels, tooltips and limits; everything here is optional per field.
@@ -48,7 +48,7 @@ FIELD_UI: dict[str, dict] = {
                    "as a fraction of the photo's longer side", "min": 1e-3, "max": 1.0, "soft_max": 0.2, "precision": 3},
     "fill_points": {"name": "Fill Points", "description": "Point clouds: add the filled background points too"},
     "depth_kind": {"name": "Depth Kind", "description": "What the depth values mean", "items": {
-        "inverse": ("Inverse (MiDaS)", "Relative inverse depth: larger = nearer", "NONE"),
+        "inverse": ("Inverse (MiDaS)", "Relative inverse depth (MiDaS, Depth Anything V2): larger = nearer", "NONE"),
         "metric": ("Metric", "Distance along the camera axis, in scene units", "NONE"),
         "relative": ("Relative Picture", "A depth picture: lighter = nearer (see Invert)", "NONE"),
     }},
@@ -99,7 +99,10 @@ PRECISION_ITEMS = [
     ("bf16", "BFloat16", "Half memory with fp32's range (recent GPUs and CPUs)"),
 ]
 # Static list: Blender keeps pointers into enum items, so they must outlive the property.
-MODEL_ITEMS = [(spec.name, spec.label, spec.description) for spec in MODEL_SPECS]
+# One heading (an item with an empty identifier) per family; each model's tooltip gives its
+# size, speed and licence from the table.
+MODEL_ITEMS = [item for family, specs in specs_by_family().items()
+               for item in [("", family, ""), *((spec.name, spec.label, spec.summary) for spec in specs)]]
 
 
 def _title(name: str) -> str:
@@ -225,7 +228,8 @@ SettingsProperties = type("SettingsProperties", (), {"__annotations__": settings
 
 
 def model_property(**kwargs):
-    return EnumProperty(name="Model", description="MiDaS model type: bigger ones are slower and sharper",
+    return EnumProperty(name="Model", description="Depth model: bigger ones are slower and sharper; "
+                        "metric models give distances in metres",
                         items=MODEL_ITEMS, default=DEFAULT_MODEL, **kwargs)
 
 
@@ -254,7 +258,7 @@ class DepthAddonSceneSettings(SettingsProperties, PropertyGroup):
     filepath: StringProperty(name="File", subtype="FILE_PATH", description="Photo file to convert")
     model: model_property()
     weights: StringProperty(name="Checkpoint", subtype="FILE_PATH",
-                            description="An official MiDaS .pt file for this model; empty: the weights folder")
+                            description="The official weights file of this model (.pt / .pth); empty: the weights folder")
     depth_path: StringProperty(name="Depth Map", subtype="FILE_PATH",
                                description="Optional: use this depth file instead of running the network")
 

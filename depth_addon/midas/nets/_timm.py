@@ -1,10 +1,11 @@
-"""Create timm models for the backbones, with user-facing errors instead of raw ones.
+"""timm model creation with user-facing errors, and the one official-checkpoint key remap.
 
 Never downloads anything: ``pretrained=False``; the official checkpoint supplies all weights.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 
 import torch
@@ -12,6 +13,7 @@ from torch import nn
 
 from ...errors import CheckpointMismatchError, DependencyMissingError, ModelUnavailableError
 from .._torch_compat import ensure_timm_importable
+from ..registry import ModelSpec, matching_model_types
 
 
 def import_timm():
@@ -41,13 +43,52 @@ def create_timm_model(name: str, **kwargs) -> nn.Module:
         ) from exc
 
 
+def remap_official_keys(state_dict: Mapping[str, torch.Tensor], net: nn.Module, spec: ModelSpec) -> dict:
+    """Official checkpoint keys -> ``net``'s keys, by the key-remap rule of ``spec.arch``.
+
+    Keys outside ``arch.timm_prefix`` pass through unchanged. Under it, the keys are made
+    relative to the timm model (timm's ``checkpoint_filter_fn`` style) and: renamed by the network
+    module's ``rename_legacy_keys(state_dict, model)`` when ``arch.legacy_timm``; dropped when
+    their last part is one of ``arch.computed_buffers`` after checking the saved value equals the
+    one the model computes (a difference means another model type, window or input size);
+    dropped when named in ``arch.unused_keys`` (official keys inference does not use). Key order
+    is kept.
+    """
+    arch = spec.arch
+    if not (arch.legacy_timm or arch.computed_buffers or arch.unused_keys):
+        return dict(state_dict)
+    prefix = arch.timm_prefix
+    model = net.get_submodule(prefix.rstrip("."))
+    inner = {key[len(prefix):]: value for key, value in state_dict.items() if key.startswith(prefix)}
+    official_names = list(inner)
+    if arch.legacy_timm:  # one new name per old one, in order
+        inner = importlib.import_module(f"{__package__}.{arch.network}").rename_legacy_keys(inner, model)
+    own_buffers = dict(model.named_buffers())
+    kept = {}
+    for official, (name, value) in zip(official_names, inner.items(), strict=True):
+        if name in arch.unused_keys:
+            continue
+        if name.rsplit(".", 1)[-1] in arch.computed_buffers:
+            check_computed_buffer(prefix + official, value, own_buffers.get(name), spec.name, state_dict)
+            continue
+        kept[prefix + name] = value
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():  # the backbone's keys where its first key was
+        if not key.startswith(prefix):
+            out[key] = value
+        elif kept:
+            out.update(kept)
+            kept = {}
+    return out
+
+
 def check_computed_buffer(
     key: str, saved: torch.Tensor, own: torch.Tensor | None, model_type: str, state_dict: Mapping[str, torch.Tensor]
 ) -> None:
     """Raise ``CheckpointMismatchError`` unless a saved structural buffer equals the one we compute.
 
     Official checkpoints (timm 0.6.13) store index tables and attention masks that today's
-    timm computes from the configuration instead of loading; the remaps drop them, but only
+    timm computes from the configuration instead of loading; the remap drops them, but only
     after this check, since a different value means another model type, window or input size.
     """
     if own is None:
@@ -60,9 +101,7 @@ def check_computed_buffer(
         if same:
             return
         problem = f"differs from the one {model_type} computes"
-    from ..model import matching_model_types  # only on this error path: model.py imports the nets lazily
-
     others = [name for name in matching_model_types(state_dict) if name != model_type]
     advice = (f"it looks like a '{others[0]}' checkpoint: choose that model type" if others
-              else f"the file is not a {model_type} checkpoint: use the official {model_type}.pt")
+              else f"the file is not a {model_type} checkpoint: use the official {model_type} file")
     raise CheckpointMismatchError(f"checkpoint {key} {problem}; {advice}")

@@ -13,39 +13,18 @@ resampling) are the ones the ViT backbones share, from ``blocks.py``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._timm import check_computed_buffer
+from ..registry import ModelSpec
+from ._timm import create_timm_model
 from .blocks import ReassembleHead, make_readout, reassemble_resample
+from .dpt import DPTDepthModel
 
 PATCH_SIZE = 16
-
-
-# --- checkpoint helpers shared by this package's backbones ----------------------------------
-
-
-# --- BEiT ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BeitVariant:
-    """One official BEiT DPT model: timm architecture, hooked blocks and output channels."""
-
-    timm_name: str
-    hooks: tuple[int, int, int, int]
-    features: tuple[int, int, int, int]
-
-
-BEIT_VARIANTS: dict[str, BeitVariant] = {
-    "dpt_beit_base_384": BeitVariant("beit_base_patch16_384", (2, 5, 8, 11), (96, 192, 384, 768)),
-    "dpt_beit_large_384": BeitVariant("beit_large_patch16_384", (5, 11, 17, 23), (256, 512, 1024, 1024)),
-    "dpt_beit_large_512": BeitVariant("beit_large_patch16_512", (5, 11, 17, 23), (256, 512, 1024, 1024)),
-}
 
 
 def _resized_bias_table(attn: nn.Module, grid_hw: tuple[int, int]) -> torch.Tensor:
@@ -91,15 +70,15 @@ class BeitBackbone(nn.Module):
     exactly as in the official checkpoints.
     """
 
-    def __init__(self, model: nn.Module, variant: BeitVariant, model_type: str):
+    def __init__(self, model: nn.Module, hooks: Sequence[int], features: Sequence[int], model_type: str):
         super().__init__()
-        if max(variant.hooks) >= len(model.blocks):
-            raise ValueError(f"hooks {variant.hooks} do not fit {len(model.blocks)} blocks")
+        if max(hooks) >= len(model.blocks):
+            raise ValueError(f"hooks {hooks} do not fit {len(model.blocks)} blocks")
         self.model = model
         self.model_type = model_type
-        self.hooks = variant.hooks
-        self.out_channels = variant.features
-        for level, out_channels in enumerate(variant.features):
+        self.hooks = tuple(hooks)
+        self.out_channels = tuple(features)
+        for level, out_channels in enumerate(features):
             head = ReassembleHead(make_readout("project", model.embed_dim), model.embed_dim, out_channels,
                                   reassemble_resample(level, out_channels))
             setattr(self, f"act_postprocess{level + 1}", head)
@@ -138,50 +117,14 @@ class BeitBackbone(nn.Module):
                 features.append(post[len(features)](x, grid_hw))
         return features
 
-    def remap_official_keys(self, state_dict: Mapping[str, torch.Tensor], prefix: str = "pretrained.") -> dict:
-        """Official (timm 0.6.13) keys -> this module's keys.
 
-        BEiT parameter names did not change between timm 0.6.13 and 1.0; only
-        ``relative_position_index``, which timm 0.6.13 saved and timm 1.0 computes as a
-        non-persistent buffer, is dropped after checking it equals ours.
-        """
-        head = prefix + "model."
-        own_buffers = dict(self.model.named_buffers())
-        out = {}
-        for key, value in state_dict.items():
-            if key.startswith(head) and key.endswith(".relative_position_index"):
-                check_computed_buffer(key, value, own_buffers.get(key[len(head):]), self.model_type, state_dict)
-                continue
-            out[key] = value
-        return out
+def build(spec: ModelSpec) -> DPTDepthModel:
+    """DPT with the BEiT backbone of ``spec`` (randomly initialised; never downloads).
 
-
-def make_beit_backbone(model_type: str) -> BeitBackbone:
-    """Build the (randomly initialised) BEiT backbone of ``model_type``; never downloads."""
-    from ._timm import create_timm_model
-
-    variant = BEIT_VARIANTS[model_type]
-    return BeitBackbone(create_timm_model(variant.timm_name), variant, model_type)
-
-
-def _build_dpt(model_type: str) -> nn.Module:
-    from .dpt import DPTDepthModel
-
-    backbone = make_beit_backbone(model_type)
-    # Official DPTDepthModel defaults for BEiT: 256 features, no BN, head 256 -> 32, readout "project".
-    return DPTDepthModel(backbone, backbone.out_channels, features=256, non_negative=True)
-
-
-def dpt_beit_base_384() -> nn.Module:
-    """DPT with BEiT-B/16 (trained at 384x384; runs at any size divisible by 32)."""
-    return _build_dpt("dpt_beit_base_384")
-
-
-def dpt_beit_large_384() -> nn.Module:
-    """DPT with BEiT-L/16 (trained at 384x384)."""
-    return _build_dpt("dpt_beit_large_384")
-
-
-def dpt_beit_large_512() -> nn.Module:
-    """DPT with BEiT-L/16 (trained at 512x512)."""
-    return _build_dpt("dpt_beit_large_512")
+    BEiT runs at any input size divisible by 32 (the relative position bias is resized).
+    The saved ``relative_position_index`` buffers are checked and dropped by the table's
+    key-remap rule (timm 1.0 computes them; parameter names did not change since 0.6.13).
+    """
+    arch = spec.arch
+    backbone = BeitBackbone(create_timm_model(arch.timm_name), arch.hooks, arch.features, spec.name)
+    return DPTDepthModel(backbone, arch.features, **arch.decoder)

@@ -45,6 +45,9 @@ class DPTDepthModel(nn.Module):
                  stem_transpose: nn.Module | None = None, refinenet3_size: tuple[int, int] | None = None,
                  non_negative: bool = True):
         super().__init__()
+        own = getattr(backbone, "out_channels", None)
+        if own is not None and tuple(own) != tuple(in_channels):
+            raise ValueError(f"the backbone gives {tuple(own)} channels, the table says {tuple(in_channels)}")
         head_features_1 = features if head_features_1 is None else head_features_1
         self.number_layers = len(in_channels)
         self.pretrained = backbone
@@ -79,12 +82,3 @@ class DPTDepthModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised image -> (B, H, W) relative inverse depth (network resolution)."""
         return self.forward_features(x).squeeze(dim=1)
-
-    def remap_official_keys(self, state_dict: dict) -> dict:
-        """Official checkpoint keys -> this module's keys (the backbone's documented remapping).
-
-        The backbone's ``remap_official_keys`` gets and returns the whole state dict (keys
-        with their ``pretrained.`` prefix); without one the keys are used as they are.
-        """
-        remap = getattr(self.pretrained, "remap_official_keys", None)
-        return remap(state_dict) if remap is not None else dict(state_dict)

@@ -6,29 +6,27 @@ attention-subsample + MLP pair between stages), and hooked blocks 3, 11 and 21. 
 restructured LeViT into ``stem`` + ``stages[i].downsample`` / ``stages[i].blocks[j]`` (one
 ``LevitBlock`` = attention + MLP) with renamed sub-layers; the computation is unchanged.
 We build today's ``levit_384`` and map the official checkpoint names onto it
-(:meth:`LevitBackbone.remap_official_keys`). LeViT's attention biases are tied to the
+(:func:`rename_legacy_keys`). LeViT's attention biases are tied to the
 14x14 token grid, so this model always runs on a 224x224 input (``keep_aspect_ratio=False``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
 from ...errors import CheckpointMismatchError
-from ._timm import check_computed_buffer
+from ..registry import ModelSpec
+from ._timm import create_timm_model
+from .dpt import DPTDepthModel
 
-MODEL_TYPE = "dpt_levit_224"
-TIMM_NAME = "levit_384"
-IMG_SIZE = 224
-# Official hooks [3, 11, 21] index timm 0.6.13's flat block list. Stage 0 has 4 (attention,
-# MLP) pairs (flat 0..7), each later stage starts with a subsample pair (flat 8..9, 18..19):
-# flat 3 = MLP of stage-0 block 1, flat 11 = MLP of stage-1 block 0, flat 21 = MLP of stage-2
-# block 0. As (stage, block) of timm 1.0, each hook is the output of that LevitBlock.
-HOOKS: tuple[tuple[int, int], ...] = ((0, 1), (1, 0), (2, 0))
+# The table's hooks are (stage, block) of timm 1.0: the official hooks [3, 11, 21] index timm
+# 0.6.13's flat block list. Stage 0 has 4 (attention, MLP) pairs (flat 0..7), each later stage
+# starts with a subsample pair (flat 8..9, 18..19): flat 3 = MLP of stage-0 block 1, flat 11 =
+# MLP of stage-1 block 0, flat 21 = MLP of stage-2 block 0, i.e. (0, 1), (1, 0), (2, 0).
 
 # Leaf renames inside a block, timm 0.6.13 -> 1.0 (LinearNorm/ConvNorm's conv ``c`` became
 # ``linear``; Sequential indices became names).
@@ -38,7 +36,6 @@ _LEAF_RENAMES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^0\."), "ln1."),
     (re.compile(r"^2\."), "ln2."),
 )
-_BIAS_INDEX = "attention_bias_idxs"
 
 
 def _legacy_block_prefixes(depths: tuple[int, ...]) -> dict[int, str]:
@@ -65,19 +62,20 @@ _LEGACY_HEAD = re.compile(r"^(head|head_dist)\.l\.(.*)$")
 class LevitBackbone(nn.Module):
     """timm ``levit_384`` returning the 3 hooked token grids as (B, C, h, w) maps (14, 7, 4)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, hooks: Sequence[tuple[int, int]], img_size: int, model_type: str):
         super().__init__()
         self.model = model
-        self.depths = tuple(len(stage.blocks) for stage in model.stages)
+        self.hooks = tuple(tuple(hook) for hook in hooks)
+        self.img_size = img_size
+        self.model_type = model_type
         self.out_channels = tuple(int(info["num_chs"]) for info in model.feature_info)
-        self._legacy_prefixes = _legacy_block_prefixes(self.depths)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """(B, 3, 224, 224) -> maps (B, 384, 14, 14), (B, 512, 7, 7), (B, 768, 4, 4)."""
-        if tuple(x.shape[-2:]) != (IMG_SIZE, IMG_SIZE):
+        if tuple(x.shape[-2:]) != (self.img_size, self.img_size):
             raise ValueError(
-                f"{MODEL_TYPE} needs a {IMG_SIZE}x{IMG_SIZE} input, got {x.shape[-1]}x{x.shape[-2]}: "
-                "LeViT's attention biases are tied to its 14x14 token grid"
+                f"{self.model_type} needs a {self.img_size}x{self.img_size} input, got "
+                f"{x.shape[-1]}x{x.shape[-2]}: LeViT's attention biases are tied to its token grid"
             )
         x = self.model.stem(x)
         grid = tuple(x.shape[-2:])
@@ -89,53 +87,43 @@ class LevitBackbone(nn.Module):
                 grid = tuple((size - 1) // 2 + 1 for size in grid)
             for block_index, block in enumerate(stage.blocks):
                 x = block(x)
-                if (stage_index, block_index) in HOOKS:
+                if (stage_index, block_index) in self.hooks:
                     features.append(x.transpose(1, 2).unflatten(2, grid))
-                    if len(features) == len(HOOKS):
+                    if len(features) == len(self.hooks):
                         return features
-        raise AssertionError("unreachable: HOOKS lie inside the model")
+        raise ValueError(f"hooks {self.hooks} do not all lie inside the model")
 
-    def _rename_legacy(self, name: str) -> str:
-        """One timm 0.6.13 LeViT parameter name -> timm 1.0 (names already in 1.0 form pass through)."""
-        if match := _LEGACY_HEAD.match(name):
-            return f"{match.group(1)}.linear.{match.group(2)}"
-        if match := _LEGACY_STEM.match(name):  # stem convs sat at 0, 2, 4, 6 between activations
-            prefix, leaf = f"stem.conv{int(match.group(1)) // 2 + 1}.", match.group(2)
-        elif match := _LEGACY_BLOCK.match(name):
-            flat = int(match.group(1))
-            if flat not in self._legacy_prefixes:
-                raise CheckpointMismatchError(
-                    f"checkpoint has LeViT block {flat}, {MODEL_TYPE} has only {len(self._legacy_prefixes)}; "
-                    f"the checkpoint is not the official {MODEL_TYPE}.pt, re-download it"
-                )
-            prefix, leaf = self._legacy_prefixes[flat], match.group(2)
-        else:
-            return name
-        for pattern, replacement in _LEAF_RENAMES:
-            leaf = pattern.sub(replacement, leaf)
-        return prefix + leaf
 
-    def remap_official_keys(self, state_dict: Mapping[str, torch.Tensor], prefix: str = "pretrained.") -> dict:
-        """Official (timm 0.6.13) keys -> this module's (timm 1.0) keys.
+def _rename_legacy(name: str, prefixes: dict[int, str]) -> str:
+    """One timm 0.6.13 LeViT parameter name -> timm 1.0 (names already in 1.0 form pass through)."""
+    if match := _LEGACY_HEAD.match(name):
+        return f"{match.group(1)}.linear.{match.group(2)}"
+    if match := _LEGACY_STEM.match(name):  # stem convs sat at 0, 2, 4, 6 between activations
+        prefix, leaf = f"stem.conv{int(match.group(1)) // 2 + 1}.", match.group(2)
+    elif match := _LEGACY_BLOCK.match(name):
+        flat = int(match.group(1))
+        if flat not in prefixes:
+            raise CheckpointMismatchError(
+                f"checkpoint has LeViT block {flat}, this LeViT has only {len(prefixes)}; "
+                "the checkpoint is not the official dpt_levit_224.pt, re-download it"
+            )
+        prefix, leaf = prefixes[flat], match.group(2)
+    else:
+        return name
+    for pattern, replacement in _LEAF_RENAMES:
+        leaf = pattern.sub(replacement, leaf)
+    return prefix + leaf
 
-        ``patch_embed.{0,2,4,6}`` -> ``stem.conv{1..4}``, flat ``blocks.N[.m]`` -> stage/block
-        modules (see ``_legacy_block_prefixes``), ``c`` -> ``linear``, ``head*.l`` -> ``head*.linear``.
-        ``attention_bias_idxs`` (saved by timm 0.6.13, computed by timm 1.0) are dropped after
-        checking they equal ours.
-        """
-        head = prefix + "model."
-        own_buffers = dict(self.model.named_buffers())
-        out = {}
-        for key, value in state_dict.items():
-            if not key.startswith(head):
-                out[key] = value
-                continue
-            name = self._rename_legacy(key[len(head):])
-            if name.endswith(_BIAS_INDEX):
-                check_computed_buffer(key, value, own_buffers.get(name), MODEL_TYPE, state_dict)
-                continue
-            out[head + name] = value
-        return out
+
+def rename_legacy_keys(state_dict: Mapping[str, torch.Tensor], model: nn.Module) -> dict:
+    """timm 0.6.13 LeViT keys (relative to the timm model) -> timm 1.0 keys, in order.
+
+    ``patch_embed.{0,2,4,6}`` -> ``stem.conv{1..4}``, flat ``blocks.N[.m]`` -> stage/block
+    modules (see ``_legacy_block_prefixes``), ``c`` -> ``linear``, ``head*.l`` -> ``head*.linear``.
+    Names already in timm 1.0 form pass through.
+    """
+    prefixes = _legacy_block_prefixes(tuple(len(stage.blocks) for stage in model.stages))
+    return {_rename_legacy(name, prefixes): value for name, value in state_dict.items()}
 
 
 class ConvTransposeNorm(nn.Sequential):
@@ -161,21 +149,14 @@ def stem_b4_transpose(in_channels: int = 256, out_channels: int = 128) -> nn.Seq
     )
 
 
-def make_levit_backbone() -> LevitBackbone:
-    """Build the (randomly initialised) LeViT-384 backbone; never downloads."""
-    from ._timm import create_timm_model
+def build(spec: ModelSpec) -> DPTDepthModel:
+    """DPT with LeViT at its fixed size: 3 feature levels, a transposed-conv stem before a small head.
 
-    return LevitBackbone(create_timm_model(TIMM_NAME))
-
-
-def dpt_levit_224() -> nn.Module:
-    """DPT with LeViT-384 at 224x224: 3 feature levels, a transposed-conv stem before a small head."""
-    from .dpt import DPTDepthModel
-
-    backbone = make_levit_backbone()
-    # Official model_loader: head_features_1=64, head_features_2=8; DPT adds stem_transpose
-    # and builds refinenet3 with size 7 (unused at runtime: the 3-level path passes a size).
-    return DPTDepthModel(
-        backbone, backbone.out_channels, features=256, head_features_1=64, head_features_2=8,
-        stem_transpose=stem_b4_transpose(256, 128), refinenet3_size=7, non_negative=True,
-    )
+    The decoder arguments come from the table (official model_loader: head_features 64 -> 8;
+    refinenet3 built with size 7, unused at runtime: the 3-level path passes a size).
+    """
+    arch = spec.arch
+    backbone = LevitBackbone(create_timm_model(arch.timm_name), arch.hooks, arch.img_size, spec.name)
+    decoder = arch.decoder
+    stem = stem_b4_transpose(decoder["features"], decoder["features"] // 2)
+    return DPTDepthModel(backbone, arch.features, stem_transpose=stem, **decoder)

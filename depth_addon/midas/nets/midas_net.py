@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..registry import ModelSpec
 from ._timm import create_timm_model
 from .blocks import FeatureFusionBlock, FeatureFusionBlockCustom, make_depth_head, make_scratch
 
@@ -62,47 +63,50 @@ class MidasNet(nn.Module):
         path = self.scratch.refinenet1(path, rn[0])
         return self.scratch.output_conv(path).squeeze(dim=1)
 
-    def remap_official_keys(self, state_dict: dict) -> dict:
-        """Identity: the timm layer stacks reproduce the official key names exactly."""
-        return dict(state_dict)
 
-
-def midas_v21() -> MidasNet:
-    """MiDaS v2.1 (``midas_v21_384``): ResNeXt-101 32x8d encoder, 256-wide decoder."""
-    resnet = create_timm_model("resnext101_32x8d")
+def _resnext_encoder(resnet: nn.Module) -> EncoderLayers:
     # Official: Sequential(conv1, bn1, relu, maxpool, layer1) -> keys layer1.0/.1/.4
     stem = nn.Sequential(resnet.conv1, resnet.bn1, resnet.act1, resnet.maxpool, resnet.layer1)
-    encoder = EncoderLayers([stem, resnet.layer2, resnet.layer3, resnet.layer4])
-    features = 256
-    return MidasNet(
-        encoder, (256, 512, 1024, 2048), features, expand=False,
-        refinenets=[FeatureFusionBlock(features) for _ in range(4)],
-        head=make_depth_head(features, 128, 32, align_corners=False),
-    )
+    return EncoderLayers([stem, resnet.layer2, resnet.layer3, resnet.layer4])
 
 
-def midas_v21_small() -> MidasNet:
-    """MiDaS v2.1 Small (``midas_v21_small_256``): EfficientNet-Lite3 encoder, expanding 64-wide decoder."""
+def _efficientnet_encoder(effnet: nn.Module) -> EncoderLayers:
     # The official model is geffnet's with exportable=True, whose strided "same" convs fix
     # their padding from the first input they see; timm recomputes it per input. With both
     # sides a multiple of 32 (the transform guarantees it) every strided conv sees even sizes,
     # so the padding is the same (0, 1) / (1, 2) either way.
-    effnet = create_timm_model("tf_efficientnet_lite3")
     blocks = effnet.blocks
     # Official: Sequential(conv_stem, bn1, act1, *blocks[0:2]); timm's bn1 already applies the
     # activation (BatchNormAct2d), so index 2 is an Identity placeholder keeping the key indices.
-    encoder = EncoderLayers([
+    return EncoderLayers([
         nn.Sequential(effnet.conv_stem, effnet.bn1, nn.Identity(), *blocks[0:2]),
         nn.Sequential(*blocks[2:3]),
         nn.Sequential(*blocks[3:5]),
         nn.Sequential(*blocks[5:9]),
     ])
-    features = 64
-    activation = nn.ReLU()
-    refinenets = [FeatureFusionBlockCustom(features, activation, expand=False, align_corners=True)]
-    refinenets += [FeatureFusionBlockCustom(features * 2**level, activation, expand=True, align_corners=True)
-                   for level in (1, 2, 3)]
-    return MidasNet(
-        encoder, (32, 48, 136, 384), features, expand=True, refinenets=refinenets,
-        head=make_depth_head(features, features // 2, 32, align_corners=False),
-    )
+
+
+# How the official encoders cut each timm network into pretrained.layer1..4.
+_ENCODERS = {"resnext101_32x8d": _resnext_encoder, "tf_efficientnet_lite3": _efficientnet_encoder}
+
+
+def build(spec: ModelSpec) -> MidasNet:
+    """MiDaS v2.1: the official encoder cut from the timm network of ``spec``, and its decoder.
+
+    ``decoder.expand=False`` (``midas_v21_384``): four v2.1 fusion blocks and a 128 -> 32 head.
+    ``expand=True`` (``midas_v21_small_256``): widths grow per level, custom fusion blocks
+    with ReLU (align_corners=True), head ``features/2`` -> 32.
+    """
+    arch = spec.arch
+    encoder = _ENCODERS[arch.timm_name](create_timm_model(arch.timm_name))
+    features, expand = arch.decoder["features"], arch.decoder["expand"]
+    if expand:
+        activation = nn.ReLU()
+        refinenets = [FeatureFusionBlockCustom(features, activation, expand=False, align_corners=True)]
+        refinenets += [FeatureFusionBlockCustom(features * 2**level, activation, expand=True, align_corners=True)
+                       for level in (1, 2, 3)]
+        head = make_depth_head(features, features // 2, 32, align_corners=False)
+    else:
+        refinenets = [FeatureFusionBlock(features) for _ in range(4)]
+        head = make_depth_head(features, 128, 32, align_corners=False)
+    return MidasNet(encoder, arch.features, features, expand=expand, refinenets=refinenets, head=head)

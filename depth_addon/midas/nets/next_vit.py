@@ -20,13 +20,16 @@ DPT reads the outputs of blocks 2, 6, 36 and 39 (ends of the four stages; 96, 25
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-MODEL_TYPE = "dpt_next_vit_large_384"
+from ..registry import ModelSpec
+from .dpt import DPTDepthModel
+
 BN_EPS = 1e-5
 HEAD_DIM = 32
 
@@ -62,7 +65,6 @@ class NextViTConfig:
 
 
 NEXT_VIT_LARGE = NextViTConfig()
-HOOKS = (2, 6, 36, 39)  # last block of each stage of Next-ViT-L (official "next_vit_large_6m" hooks)
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:
@@ -224,7 +226,7 @@ class NextViT(nn.Module):
 class NextViTBackbone(nn.Module):
     """Next-ViT returning the outputs of the hooked blocks (``pretrained.model.*`` keys)."""
 
-    def __init__(self, model: NextViT, hooks: tuple[int, ...] = HOOKS):
+    def __init__(self, model: NextViT, hooks: Sequence[int]):
         super().__init__()
         if max(hooks) >= len(model.features):
             raise ValueError(f"hooks {hooks} do not fit {len(model.features)} blocks")
@@ -242,19 +244,17 @@ class NextViTBackbone(nn.Module):
                 features.append(x)
         return features
 
-    def remap_official_keys(self, state_dict, prefix: str = "pretrained.") -> dict:
-        """The official checkpoint already uses this module's names (no timm involved): unchanged."""
-        return dict(state_dict)
-
 
 def _block_channels(block: nn.Module) -> int:
     return block.mlp.conv2.out_channels
 
 
-def dpt_next_vit_large_384() -> nn.Module:
-    """DPT with Next-ViT-L (ImageNet-1K-6M); any input size divisible by 32."""
-    from .dpt import DPTDepthModel
+def build(spec: ModelSpec) -> DPTDepthModel:
+    """DPT with Next-ViT-L (ImageNet-1K-6M); any input size divisible by 32.
 
-    backbone = NextViTBackbone(NextViT(NEXT_VIT_LARGE))
-    # Official DPTDepthModel defaults: 256 features, no BN, head 256 -> 32.
-    return DPTDepthModel(backbone, backbone.out_channels, features=256, non_negative=True)
+    The table's hooks are the last block of each stage (official "next_vit_large_6m" hooks).
+    The official checkpoint already uses this module's names (no timm involved): no key remap.
+    """
+    arch = spec.arch
+    backbone = NextViTBackbone(NextViT(NEXT_VIT_LARGE), arch.hooks)
+    return DPTDepthModel(backbone, arch.features, **arch.decoder)

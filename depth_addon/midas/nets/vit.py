@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..registry import ModelSpec
 from ._timm import create_timm_model
 from .blocks import ReassembleHead, make_readout, reassemble_resample
 from .dpt import DPTDepthModel
@@ -89,17 +90,10 @@ class VitBackbone(nn.Module):
         return layers
 
 
-def dpt_large() -> DPTDepthModel:
-    """DPT Large (``dpt_large_384``): ViT-L/16 at 384, hooks 5/11/17/23, readout ``project``."""
-    features = (256, 512, 1024, 1024)
-    backbone = VitBackbone(create_timm_model("vit_large_patch16_384"), hooks=(5, 11, 17, 23),
-                           vit_features=1024, features=features, readout="project")
-    return DPTDepthModel(backbone, features, features=256)
-
-
-def dpt_hybrid() -> DPTDepthModel:
-    """DPT Hybrid (``dpt_hybrid_384``): ResNet-50 stages 1-2 + ViT-B/16 hooks 8/11, readout ``project``."""
-    features = (256, 512, 768, 768)
-    backbone = VitBackbone(create_timm_model("vit_base_r50_s16_384"), hooks=(0, 1, 8, 11),
-                           vit_features=768, features=features, readout="project", cnn_stages=2)
-    return DPTDepthModel(backbone, features, features=256)
+def build(spec: ModelSpec) -> DPTDepthModel:
+    """DPT Large / Hybrid: the timm ViT of ``spec`` with its hooks, readout and CNN stages from the table."""
+    arch = spec.arch
+    model = create_timm_model(arch.timm_name)
+    backbone = VitBackbone(model, hooks=arch.hooks, vit_features=model.embed_dim, features=arch.features,
+                           **arch.backbone_args)
+    return DPTDepthModel(backbone, arch.features, **arch.decoder)
