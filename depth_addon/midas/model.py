@@ -39,6 +39,8 @@ except (ImportError, OSError) as _exc:  # OSError: installed, but its libraries 
         "Blender's bundled Python)"
     ) from _exc
 
+from .fastpath import network_input, optimize_network
+
 DTYPES = dict(zip(PRECISIONS, (torch.float32, torch.float16, torch.bfloat16), strict=True))
 _NETS_PACKAGE = __package__ + ".nets"
 _SHOWN_KEYS = 5
@@ -56,20 +58,24 @@ class MidasModel:
 
     Attributes: ``spec`` (the table row), ``device`` (``"cpu"``, ``"cuda"`` or ``"mps"``),
     ``precision`` (``"fp32"``, ``"fp16"``, ``"bf16"``), ``checkpoint`` (path), ``net``
-    (the ``torch.nn.Module``, in eval mode). ``predict`` may be called from any thread; calls
-    on one model run one at a time.
+    (the ``torch.nn.Module``, in eval mode), ``optimize`` (the net runs the optimised path of
+    :mod:`.fastpath`; False: exactly the official computation). ``predict`` may be called from
+    any thread; calls on one model run one at a time.
     """
 
-    def __init__(self, spec: ModelSpec, net: torch.nn.Module, device: str, precision: str, checkpoint: Path):
+    def __init__(self, spec: ModelSpec, net: torch.nn.Module, device: str, precision: str, checkpoint: Path,
+                 optimize: bool = False):
         self.spec = spec
         self.net = net
         self.device = device
         self.precision = precision
         self.checkpoint = checkpoint
+        self.optimize = optimize
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"MidasModel({self.spec.name!r}, device={self.device!r}, precision={self.precision!r})"
+        return (f"MidasModel({self.spec.name!r}, device={self.device!r}, precision={self.precision!r}, "
+                f"optimize={self.optimize!r})")
 
     def prepare(self, rgb: np.ndarray) -> np.ndarray:
         """``(H, W, 3)`` uint8 RGB -> ``(1, 3, h, w)`` float32 network input (official transform)."""
@@ -79,7 +85,7 @@ class MidasModel:
     def forward(self, net_input: np.ndarray) -> torch.Tensor:
         """``(1, 3, h, w)`` float32 network input -> ``(1, h, w)`` float32 raw output on the device."""
         x = torch.from_numpy(np.ascontiguousarray(net_input, dtype=np.float32))
-        x = x.to(device=self.device, dtype=DTYPES[self.precision])
+        x = network_input(self.net, x.to(device=self.device, dtype=DTYPES[self.precision]))
         with self._lock, torch.inference_mode():
             return self.net(x).float()
 
@@ -118,8 +124,11 @@ def resolve_device(device: str = "auto") -> str:
 
 def load_model(model_type: str, checkpoint: str | os.PathLike | None = None, device: str = "auto",
                precision: str = "fp32", weights_dir: str | os.PathLike | None = None,
-               progress: Callable[[int, int | None], None] | None = None) -> MidasModel:
+               progress: Callable[[int, int | None], None] | None = None, optimize: bool = True) -> MidasModel:
     """Build ``model_type`` and load its official checkpoint (cached in memory; no reload).
+
+    ``optimize`` (default) runs the network on the optimised path (:mod:`.fastpath`: same
+    output within 1e-5 relative); ``optimize=False`` runs exactly the official computation.
 
     ``checkpoint=None`` takes the file from the weights cache, downloading it if needed
     (``weights.ensure_weights``, with ``progress(done_bytes, total_or_None)``).
@@ -140,7 +149,7 @@ def load_model(model_type: str, checkpoint: str | os.PathLike | None = None, dev
     if not path.is_file():
         raise WeightsUnavailableError(f"checkpoint file not found: {path}; check the path or pass another file")
     path = path.resolve()
-    key = (spec.name, str(path), path.stat().st_mtime_ns, device, precision)
+    key = (spec.name, str(path), path.stat().st_mtime_ns, device, precision, bool(optimize))
     with _cache_lock:
         cached = _cache.get(key)
         if cached is not None:
@@ -156,7 +165,9 @@ def load_model(model_type: str, checkpoint: str | os.PathLike | None = None, dev
         load_official_state_dict(net, state_dict, spec, path)
         del state_dict
         net.to(device=device, dtype=DTYPES[precision]).eval().requires_grad_(False)
-        model = MidasModel(spec, net, device, precision, path)
+        if optimize:
+            optimize_network(net)
+        model = MidasModel(spec, net, device, precision, path, optimize=bool(optimize))
         _cache[key] = model
         return model
 
