@@ -13,7 +13,6 @@ import importlib
 import os
 import pickle
 import threading
-import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -233,9 +232,10 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     run code is refused, never executed.
     """
     try:
-        # Memory-map zip-format checkpoints (all since torch 1.6): the tensors are copied into
-        # the network right away, so the file is read once instead of into a second copy.
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+        # Read into ordinary memory, not memory-mapped: ``load_official_state_dict`` adopts these
+        # tensors as the network's parameters, and a mapping would tie them to a file that may
+        # be replaced while the model stays loaded.
+        obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "weights only load failed" in str(exc).lower():
             raise CheckpointMismatchError(
@@ -274,6 +274,8 @@ def load_official_state_dict(net: torch.nn.Module, state_dict: dict, spec: Model
 
     Any missing / unexpected key or shape mismatch raises CheckpointMismatchError naming the
     counts and first keys, and the model type the file fits if it is another one in the table.
+    The checkpoint's tensors become the network's parameters and buffers (``assign=True``: no
+    copy, so loading costs about the file read), converted only where dtype or layout differ.
     """
     remap = getattr(net, "remap_official_keys", None)
     mapped = remap(state_dict) if remap is not None else state_dict
@@ -284,7 +286,14 @@ def load_official_state_dict(net: torch.nn.Module, state_dict: dict, spec: Model
     if missing or unexpected or mismatched:
         raise CheckpointMismatchError(_mismatch_message(spec, path, state_dict, expected, mapped,
                                                         missing, unexpected, mismatched))
-    net.load_state_dict(mapped, strict=True)
+    net.load_state_dict({k: _as_own(v, expected[k]) for k, v in mapped.items()}, strict=True, assign=True)
+
+
+def _as_own(saved: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+    """``saved`` with ``own``'s shape (a 0-d buffer may be saved as (1,)), dtype and a contiguous layout."""
+    if saved.shape != own.shape:
+        saved = saved.reshape(own.shape)
+    return saved.to(dtype=own.dtype).contiguous()
 
 
 def _shape_fits(got: torch.Size, want: torch.Size) -> bool:
