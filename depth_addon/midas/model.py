@@ -38,7 +38,7 @@ except (ImportError, OSError) as _exc:  # OSError: installed, but its libraries 
         "Blender's bundled Python)"
     ) from _exc
 
-from .fastpath import network_input, optimize_network
+from .fastpath import keep_sensitive_in_fp32, network_input, optimize_network
 
 DTYPES = dict(zip(PRECISIONS, (torch.float32, torch.float16, torch.bfloat16), strict=True))
 _NETS_PACKAGE = __package__ + ".nets"
@@ -166,6 +166,8 @@ def load_model(model_type: str, checkpoint: str | os.PathLike | None = None, dev
         net.to(device=device, dtype=DTYPES[precision]).eval().requires_grad_(False)
         if optimize:
             optimize_network(net)
+            if precision != "fp32":
+                keep_sensitive_in_fp32(net)
         model = MidasModel(spec, net, device, precision, path, optimize=bool(optimize))
         _cache[key] = model
         return model
