@@ -144,8 +144,9 @@ def main(argv=None) -> int:
             print(f"{model_type}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             continue
         row = rows[-1]
-        print(f"  {row['model']}: plain {row['plain_s']:.3f} s, optimised {row['fast_s']:.3f} s", file=sys.stderr,
-              flush=True)
+        reduced = "".join(f", {p['precision']} {p['s']:.3f} s ({p['error']:.2%})" for p in row["precisions"])
+        print(f"  {row['model']}: plain {row['plain_s']:.3f} s, optimised {row['fast_s']:.3f} s "
+              f"(x{row['plain_s'] / row['fast_s']:.2f}, diff {row['diff']:.1e}){reduced}", file=sys.stderr, flush=True)
     if not rows:
         return 1
     print(f"{'model':<24} {'input':>8} {'params M':>9} {'load s':>7} {'plain s':>8} {'optimised s':>12} "
