@@ -15,6 +15,8 @@ so it applies to every network built from these modules, whatever the model tabl
   class token by its half of the weight once instead of once per patch token;
 - memory layout: purely convolutional networks run channels-last (oneDNN's native layout).
 
+Under fp16 / bf16, ``keep_sensitive_in_fp32`` keeps the normalisation layers in fp32 as well.
+
 What stays the plain path: ``load_model(optimize=False)`` builds the network as the official
 code runs it. ``scripts/bench_inference.py`` times both side by side and prints their
 difference (below 1e-5 relative on every model type).
@@ -179,15 +181,13 @@ def network_input(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
 # --- reduced precision: the numerically sensitive parts stay in fp32 -------------------------
 
 _SENSITIVE = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)
-_FP32_CLASSES: dict[type, type] = {}
+_FP32_CLASSES: dict[type, type] = {}  # class -> its fp32 subclass (made once, so isinstance stays stable)
+_FP32_BASES: dict[type, type] = {}    # and back
 
 
 def _fp32_forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
     base = _FP32_BASES[type(self)]
     return base.forward(self, x.float(), *args, **kwargs).to(x.dtype)
-
-
-_FP32_BASES: dict[type, type] = {}
 
 
 def _fp32_class(cls: type) -> type:
