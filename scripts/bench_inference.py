@@ -1,14 +1,18 @@
-"""CPU time of one prediction per model type (MiDaS, Depth Anything V2), at each network's own input size.
+"""CPU time of one prediction per model type (MiDaS, Depth Anything V2): plain vs optimised path, and per precision.
 
     bash scripts/venv_run.sh scripts/bench_inference.py                      # all types with reference data
     bash scripts/venv_run.sh scripts/bench_inference.py --models midas_v21_small_256 dpt_hybrid_384
+    bash scripts/venv_run.sh scripts/bench_inference.py --photo 1920x1080 --precisions fp32
 
 Weights are the deterministic reference checkpoints rebuilt from ../shared/midas_reference and
 ../shared/dav2_reference (``tests/reference_checkpoints.py``: the tests' cache), so no official
-download is needed; the timings do not depend on
-weight values. Each model: load, one warm-up prediction, then the median of ``--repeat``
-timed ``predict`` calls (transform + forward + resize back) on a photo of the network's size.
-The last column is the time relative to the fastest model of this run.
+download is needed; the timings do not depend on weight values. Per model type, in one process: the plain path (``optimize=False``, the
+official computation) and the optimised one (``optimize=True``, the default) are loaded from
+the same file, warmed up, then timed alternately ``--repeat`` times (median); then each
+reduced precision of ``--precisions`` (optimised path), compared with the optimised fp32 time.
+A timed call is ``predict``: transform + forward + resize back, on a photo of the network's own
+size (``--photo WxH`` for another). "max rel diff" is ``max|a - b| / max|b|`` against the plain
+fp32 prediction. On a shared machine compare the ratios, not the seconds.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,39 +39,73 @@ def photo_of_size(width: int, height: int):
     return cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (width, height), interpolation=cv2.INTER_AREA)
 
 
-def bench(model_type: str, repeat: int) -> dict:
+def max_rel_diff(ours, reference) -> float:
+    import numpy as np
+
+    return float(np.abs(ours.astype(np.float64) - reference).max() / max(np.abs(reference).max(), 1e-30))
+
+
+def alternate(calls: dict, repeat: int) -> dict:
+    """Median seconds of each ``calls[name]()``, timed in turn ``repeat`` times (after one warm-up each)."""
+    results = {name: call() for name, call in calls.items()}
+    times = {name: [] for name in calls}
+    for _ in range(repeat):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}, results
+
+
+def bench(model_type: str, repeat: int, precisions: list[str], photo_size: tuple[int, int] | None) -> dict:
     from depth_addon.midas import load_model
     from depth_addon.midas.model import clear_cache
     from depth_addon.midas.transforms import network_input_size
     from reference_checkpoints import reference_checkpoint
 
     checkpoint = reference_checkpoint(model_type)
-    start = time.perf_counter()
-    model = load_model(model_type, checkpoint=checkpoint, device="cpu")
-    load_s = time.perf_counter() - start
-    spec = model.spec
-    rgb = photo_of_size(spec.net_w, spec.net_h)
-    model.predict(rgb)  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        model.predict(rgb)
-        times.append(time.perf_counter() - start)
-    params = sum(p.numel() for p in model.net.parameters())
     clear_cache()
-    return {"model": model_type, "input": "x".join(map(str, network_input_size(spec.net_w, spec.net_h, spec))),
-            "params_m": params / 1e6, "load_s": load_s, "predict_s": statistics.median(times)}
+    start = time.perf_counter()
+    plain = load_model(model_type, checkpoint=checkpoint, device="cpu", optimize=False)
+    load_s = time.perf_counter() - start
+    fast = load_model(model_type, checkpoint=checkpoint, device="cpu", optimize=True)
+    spec = plain.spec
+    width, height = photo_size or (spec.net_w, spec.net_h)
+    rgb = photo_of_size(width, height)
+    median, out = alternate({"plain": partial(plain.predict, rgb), "fast": partial(fast.predict, rgb)}, repeat)
+    row = {"model": model_type, "input": "x".join(map(str, network_input_size(width, height, spec))),
+           "params_m": sum(p.numel() for p in plain.net.parameters()) / 1e6, "load_s": load_s,
+           "plain_s": median["plain"], "fast_s": median["fast"], "diff": max_rel_diff(out["fast"], out["plain"]),
+           "precisions": []}
+    del plain
+    for precision in precisions:
+        if precision == "fp32":
+            continue
+        reduced = load_model(model_type, checkpoint=checkpoint, device="cpu", precision=precision)
+        reduced_s, out_p = alternate({precision: partial(reduced.predict, rgb)}, repeat)
+        row["precisions"].append({"precision": precision, "s": reduced_s[precision], "fp32_s": row["fast_s"],
+                                  "error": max_rel_diff(out_p[precision], out["plain"])})
+        del reduced
+        clear_cache()
+    clear_cache()
+    return row
 
 
 def main(argv=None) -> int:
     from depth_addon.midas import MODEL_TYPES
+    from depth_addon.midas.registry import PRECISIONS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", choices=MODEL_TYPES, metavar="TYPE",
                         help="model types to time (default: all with reference data)")
-    parser.add_argument("--repeat", type=int, default=3, help="timed predictions per model (median)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed predictions per variant (median)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS),
+                        help="precisions to time (default: all); fp16/bf16 are compared with fp32")
+    parser.add_argument("--photo", default=None, metavar="WxH",
+                        help="photo size to predict on (default: each network's own input size)")
     args = parser.parse_args(argv)
+    photo_size = tuple(int(v) for v in args.photo.lower().split("x")) if args.photo else None
 
     import torch
 
@@ -75,23 +114,35 @@ def main(argv=None) -> int:
     from reference_checkpoints import REFERENCE_FOLDERS
 
     models = args.models or [t for t in MODEL_TYPES if any((f / f"{t}.npz").is_file() for f in REFERENCE_FOLDERS)]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, median of {args.repeat}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, median of {args.repeat}, "
+          f"photo {args.photo or 'at network size'}")
     rows = []
     for model_type in models:
         try:
-            rows.append(bench(model_type, args.repeat))
+            rows.append(bench(model_type, args.repeat, args.precisions, photo_size))
         except Exception as exc:  # report and go on: one broken model must not hide the others' timings
             print(f"{model_type}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             continue
         row = rows[-1]
-        print(f"  {row['model']}: {row['predict_s']:.3f} s", file=sys.stderr, flush=True)
+        reduced = "".join(f", {p['precision']} {p['s']:.3f} s ({p['error']:.2%})" for p in row["precisions"])
+        print(f"  {row['model']}: plain {row['plain_s']:.3f} s, optimised {row['fast_s']:.3f} s "
+              f"(x{row['plain_s'] / row['fast_s']:.2f}, diff {row['diff']:.1e}){reduced}", file=sys.stderr, flush=True)
     if not rows:
         return 1
-    fastest = min(r["predict_s"] for r in rows)
-    print(f"{'model':<40} {'input':>8} {'params M':>9} {'load s':>7} {'predict s':>10} {'x fastest':>10}")
+    print(f"{'model':<24} {'input':>8} {'params M':>9} {'load s':>7} {'plain s':>8} {'optimised s':>12} "
+          f"{'ratio':>6} {'max rel diff':>13}")
     for r in rows:
-        print(f"{r['model']:<40} {r['input']:>8} {r['params_m']:>9.1f} {r['load_s']:>7.2f} "
-              f"{r['predict_s']:>10.3f} {r['predict_s'] / fastest:>10.2f}")
+        print(f"{r['model']:<24} {r['input']:>8} {r['params_m']:>9.1f} {r['load_s']:>7.2f} {r['plain_s']:>8.3f} "
+              f"{r['fast_s']:>12.3f} {r['plain_s'] / r['fast_s']:>6.2f} {r['diff']:>13.1e}")
+    faster = sum(r["plain_s"] / r["fast_s"] >= 1.3 for r in rows)
+    print(f"optimised >= 1.3x faster: {faster} of {len(rows)} model types; "
+          f"largest difference {max(r['diff'] for r in rows):.1e}")
+    if any(r["precisions"] for r in rows):
+        print(f"\n{'model':<24} {'precision':>9} {'s':>8} {'x fp32':>7} {'max rel error vs fp32':>22}")
+        for r in rows:
+            for p in r["precisions"]:
+                print(f"{r['model']:<24} {p['precision']:>9} {p['s']:>8.3f} {p['s'] / p['fp32_s']:>7.2f} "
+                      f"{p['error']:>22.2%}")
     return 0 if len(rows) == len(models) else 1
 
 

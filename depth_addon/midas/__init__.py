@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def load_model(model_type: str, checkpoint=None, device: str = "auto", precision: str = "fp32",
-               weights_dir=None, progress=None) -> MidasModel:
+               weights_dir=None, progress=None, optimize: bool = True) -> MidasModel:
     """Build ``model_type`` and load its official checkpoint; see :func:`.model.load_model`.
 
     Imports torch and timm on first use (DependencyMissingError if they are absent).
@@ -24,7 +24,7 @@ def load_model(model_type: str, checkpoint=None, device: str = "auto", precision
     from .model import load_model as _load_model
 
     return _load_model(model_type, checkpoint=checkpoint, device=device, precision=precision,
-                       weights_dir=weights_dir, progress=progress)
+                       weights_dir=weights_dir, progress=progress, optimize=optimize)
 
 
 def __getattr__(name: str):

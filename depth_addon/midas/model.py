@@ -14,7 +14,6 @@ import importlib
 import os
 import pickle
 import threading
-import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -40,6 +39,8 @@ except (ImportError, OSError) as _exc:  # OSError: installed, but its libraries 
         "Blender's bundled Python)"
     ) from _exc
 
+from .fastpath import keep_sensitive_in_fp32, network_input, optimize_network
+
 DTYPES = dict(zip(PRECISIONS, (torch.float32, torch.float16, torch.bfloat16), strict=True))
 _NETS_PACKAGE = __package__ + ".nets"
 _SHOWN_KEYS = 5
@@ -57,20 +58,24 @@ class MidasModel:
 
     Attributes: ``spec`` (the table row), ``device`` (``"cpu"``, ``"cuda"`` or ``"mps"``),
     ``precision`` (``"fp32"``, ``"fp16"``, ``"bf16"``), ``checkpoint`` (path), ``net``
-    (the ``torch.nn.Module``, in eval mode). ``predict`` may be called from any thread; calls
-    on one model run one at a time.
+    (the ``torch.nn.Module``, in eval mode), ``optimize`` (the net runs the optimised path of
+    :mod:`.fastpath`; False: exactly the official computation). ``predict`` may be called from
+    any thread; calls on one model run one at a time.
     """
 
-    def __init__(self, spec: ModelSpec, net: torch.nn.Module, device: str, precision: str, checkpoint: Path):
+    def __init__(self, spec: ModelSpec, net: torch.nn.Module, device: str, precision: str, checkpoint: Path,
+                 optimize: bool = False):
         self.spec = spec
         self.net = net
         self.device = device
         self.precision = precision
         self.checkpoint = checkpoint
+        self.optimize = optimize
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"MidasModel({self.spec.name!r}, device={self.device!r}, precision={self.precision!r})"
+        return (f"MidasModel({self.spec.name!r}, device={self.device!r}, precision={self.precision!r}, "
+                f"optimize={self.optimize!r})")
 
     def prepare(self, rgb: np.ndarray) -> np.ndarray:
         """``(H, W, 3)`` uint8 RGB -> ``(1, 3, h, w)`` float32 network input (official transform)."""
@@ -80,7 +85,7 @@ class MidasModel:
     def forward(self, net_input: np.ndarray) -> torch.Tensor:
         """``(1, 3, h, w)`` float32 network input -> ``(1, h, w)`` float32 raw output on the device."""
         x = torch.from_numpy(np.ascontiguousarray(net_input, dtype=np.float32))
-        x = x.to(device=self.device, dtype=DTYPES[self.precision])
+        x = network_input(self.net, x.to(device=self.device, dtype=DTYPES[self.precision]))
         with self._lock, torch.inference_mode():
             return self.net(x).float()
 
@@ -130,8 +135,11 @@ def resolve_device(device: str = "auto") -> str:
 
 def load_model(model_type: str, checkpoint: str | os.PathLike | None = None, device: str = "auto",
                precision: str = "fp32", weights_dir: str | os.PathLike | None = None,
-               progress: Callable[[int, int | None], None] | None = None) -> MidasModel:
+               progress: Callable[[int, int | None], None] | None = None, optimize: bool = True) -> MidasModel:
     """Build ``model_type`` and load its official checkpoint (cached in memory; no reload).
+
+    ``optimize`` (default) runs the network on the optimised path (:mod:`.fastpath`: same
+    output within 1e-5 relative); ``optimize=False`` runs exactly the official computation.
 
     ``checkpoint=None`` takes the file from the weights cache, downloading it if needed
     (``weights.ensure_weights``, with ``progress(done_bytes, total_or_None)``).
@@ -152,7 +160,7 @@ def load_model(model_type: str, checkpoint: str | os.PathLike | None = None, dev
     if not path.is_file():
         raise WeightsUnavailableError(f"checkpoint file not found: {path}; check the path or pass another file")
     path = path.resolve()
-    key = (spec.name, str(path), path.stat().st_mtime_ns, device, precision)
+    key = (spec.name, str(path), path.stat().st_mtime_ns, device, precision, bool(optimize))
     with _cache_lock:
         cached = _cache.get(key)
         if cached is not None:
@@ -168,7 +176,11 @@ def load_model(model_type: str, checkpoint: str | os.PathLike | None = None, dev
         load_official_state_dict(net, state_dict, spec, path)
         del state_dict
         net.to(device=device, dtype=DTYPES[precision]).eval().requires_grad_(False)
-        model = MidasModel(spec, net, device, precision, path)
+        if optimize:
+            optimize_network(net)
+            if precision != "fp32":
+                keep_sensitive_in_fp32(net)
+        model = MidasModel(spec, net, device, precision, path, optimize=bool(optimize))
         _cache[key] = model
         return model
 
@@ -227,10 +239,10 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     run code is refused, never executed.
     """
     try:
-        # Memory-map zip-format checkpoints (all since torch 1.6): the tensors are copied into
-        # the network right away, so the file is read once instead of into a second copy.
-        # (str: torch < 2.3 memory-maps only a path given as a string)
-        obj = torch.load(os.fspath(path), map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+        # Read into ordinary memory, not memory-mapped: ``load_official_state_dict`` adopts these
+        # tensors as the network's parameters, and a mapping would tie them to a file that may
+        # be replaced while the model stays loaded. (A str path: torch < 2.3 wants one.)
+        obj = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         # torch says "Weights only load failed" for junk bytes too; only a pickle naming a
         # GLOBAL (a class or function to import and call) carries Python objects or code.
@@ -276,6 +288,8 @@ def load_official_state_dict(net: torch.nn.Module, state_dict: dict, spec: Model
 
     Any missing / unexpected key or shape mismatch raises CheckpointMismatchError naming the
     counts and first keys, and the model type the file fits if it is another one in the table.
+    The checkpoint's tensors become the network's parameters and buffers (``assign=True``: no
+    copy, so loading costs about the file read), converted only where dtype or layout differ.
     """
     from .nets._timm import remap_official_keys
 
@@ -287,7 +301,14 @@ def load_official_state_dict(net: torch.nn.Module, state_dict: dict, spec: Model
     if missing or unexpected or mismatched:
         raise CheckpointMismatchError(_mismatch_message(spec, path, state_dict, expected, mapped,
                                                         missing, unexpected, mismatched))
-    net.load_state_dict(mapped, strict=True)
+    net.load_state_dict({k: _as_own(v, expected[k]) for k, v in mapped.items()}, strict=True, assign=True)
+
+
+def _as_own(saved: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+    """``saved`` with ``own``'s shape (a 0-d buffer may be saved as (1,)), dtype and a contiguous layout."""
+    if saved.shape != own.shape:
+        saved = saved.reshape(own.shape)
+    return saved.to(dtype=own.dtype).contiguous()
 
 
 def _shape_fits(got: torch.Size, want: torch.Size) -> bool:
