@@ -240,7 +240,7 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
         url=_midas_url("v3_1", "dpt_beit_large_512"), net_w=512, net_h=512, keep_aspect_ratio=True, **_MIDAS_V31,
         tensor_count=487, value_count=370_229_441),
     ModelSpec(
-        name="dpt_levit_224", label="DPT LeViT", description="LeViT-384, fastest DPT", size_mb=200, speed="fast",
+        name="dpt_levit_224", label="DPT LeViT", description="LeViT-384, fastest DPT", size_mb=200, speed="fastest",
         arch=Architecture(network="levit", timm_name="levit_384", img_size=224, hooks=((0, 1), (1, 0), (2, 0)),
                           features=(384, 512, 768), legacy_timm=True, computed_buffers=("attention_bias_idxs",),
                           # official model_loader: head 64 -> 8, a transposed-conv stem, refinenet3 built at 7
