@@ -372,13 +372,13 @@ class FilledMesh:
     photo_edges: int
 
 
-def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges, corner_uvs, bg: Background | None,
+def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges, bg: Background | None,
                       tear_threshold, jump_scale, xs, ys, width, height, focal, pivot) -> FilledMesh:
     """Append the background layer (``bg``; None = no layer) and the rim to a grid mesh.
 
     values: (ny, nx) float32 distance; positions: (ny*nx, 3) float32; keep, torn: (ny-1, nx-1)
-    bool kept quads and quads dropped for a depth jump; faces, edges, corner_edges, corner_uvs:
-    the kept quads' topology in grid vertex indices (``grid.grid_topology``). The layer's quads
+    bool kept quads and quads dropped for a depth jump; faces, edges, corner_edges: the kept
+    quads' topology in grid vertex indices (``grid.grid_topology``). The layer's quads
     are those with a band corner that do not tear on the layer's depth, plus every torn cell;
     each reuses the grid vertex at every corner that is not on the band.
     """
@@ -478,15 +478,18 @@ def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges,
     new_positions[:, 1] = new_z - pivot
     new_positions[:, 2] = (height / 2 - new_y) / focal * new_z
 
-    # corner UVs of the added faces: pixel centres, the frame edge for rim vertices
+    # UVs: pixel centres, the frame edge for rim vertices; every face corner's gathered as one
+    # 8-byte (u, v) item in a single pass over all faces (as build._corner_uvs does for the grid)
     extra_faces = np.concatenate([layer_faces, *rim_faces]).astype(np.int64)
-    corner = extra_faces.reshape(-1)
-    is_rim = corner >= first_rim
-    corner_grid = grid_of(np.where(is_rim, 0, corner))
-    u = pixel_x[corner_grid % nx]
-    v = pixel_y[corner_grid // nx]
-    u[is_rim], v[is_rim] = rim_x[corner[is_rim] - first_rim], rim_y[corner[is_rim] - first_rim]
-    extra_uvs = np.stack([u / width, 1.0 - v / height], -1).astype(np.float32)
+    all_faces = np.concatenate([faces, extra_faces.astype(np.int32)])
+    vertex_uv = np.empty((first_rim + n_rim, 2), dtype=np.float32)
+    grid_uv = vertex_uv[:n_grid].reshape(ny, nx, 2)
+    grid_uv[..., 0] = ((xs + 0.5) / width).astype(np.float32)[None, :]
+    grid_uv[..., 1] = (1.0 - (ys + 0.5) / height).astype(np.float32)[:, None]
+    vertex_uv[n_grid:first_rim] = vertex_uv[band_index]
+    vertex_uv[first_rim:, 0] = rim_x / width
+    vertex_uv[first_rim:, 1] = 1.0 - rim_y / height
+    corner_uvs = np.take(vertex_uv.reshape(-1).view(np.int64), all_faces.reshape(-1)).view(np.float32).reshape(-1, 2)
 
     # layer faces over torn cells are what the camera sees there: they show the photo itself
     layer_material = np.where(torn.reshape(-1)[layer_quad_index], 0, LAYER_MATERIAL_INDEX).astype(np.int32)
@@ -497,10 +500,10 @@ def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges,
         depth=np.concatenate([values.reshape(-1), layer_depth, rim_depth]).astype(np.float32, copy=False),
         grid_index=np.concatenate([np.arange(n_grid, dtype=np.int32), band_index.astype(np.int32),
                                    rim_grid.astype(np.int32)]),
-        faces=np.concatenate([faces, extra_faces.astype(np.int32)]),
+        faces=all_faces,
         edges=all_edges,
         corner_edges=np.concatenate([corner_edges, extra_corner_edges]),
-        corner_uvs=np.concatenate([corner_uvs, extra_uvs]),
+        corner_uvs=corner_uvs,
         material_index=np.concatenate([np.zeros(len(faces), np.int32), extra_material]),
         photo_faces=len(faces), photo_edges=len(edges),
     )
