@@ -10,22 +10,24 @@ crescent. The fill continues the *far* side of each tear behind the near side:
   than to a far one: ``cv2.distanceTransform`` of both sets).
 * **Depth from the far side only.** Each band vertex gets the local plane through the far side:
   a least-squares fit of inverse depth ``1/z`` against the normalised image coordinates over
-  the known vertices in a square window (moments summed with ``cv2.boxFilter``). The near side
-  has weight zero, so it is never averaged in; a plane in the world is exactly affine in ``1/z``
-  under a pinhole camera, so plane backgrounds (walls, floors) continue exactly. The result is
-  kept behind the near surface it hides behind.
+  the known vertices in the smallest square window that holds enough of them (window sums from
+  ``cv2.integral`` tables). The near side, and anything not clearly behind every near vertex
+  within reach, has weight zero, so it is never averaged in; a plane in the world is exactly
+  affine in ``1/z`` under a pinhole camera, so plane backgrounds (walls, floors) continue
+  exactly. A band vertex whose fitted background is not behind it gets no layer vertex.
 * **Geometry.** Band vertices get a second vertex at the filled depth. The layer's quads are the
-  grid quads with a band corner that do not tear on the filled depth; their other corners are
-  the existing far-side vertices, so the layer shares its vertices with the far surface (no
-  crack) and, in every torn cell, spans exactly the cell's pixels: through the camera the gap
-  between the near and the far vertex row is covered.
+  grid quads with a band corner that do not tear on the filled depth, plus every torn cell; their
+  other corners are the existing far-side vertices, so the layer shares its vertices with the far
+  surface (no crack) and, in every torn cell, spans exactly the cell's pixels: through the camera
+  the gap between the near and the far vertex row is covered. The torn cells are what the camera
+  sees, so they keep the photo's material; the faces behind the near side get the second one.
 * **Rim.** Vertices sit on pixel centres, so the mesh stops half a pixel inside the photo's
   frame; the rim adds one quad per border edge out to the frame edge (same depth, UVs on the
   frame edge), sharing the border vertices.
 * **Colour from the far side only.** The layer samples an extended copy of the photo: the
   photo pixels it shows in place of the near side ("hidden") are filled by a masked push-pull
-  (``cv2.pyrDown``/``pyrUp`` of weight-premultiplied colour, weight zero on the near side),
-  every other pixel is the photo's own.
+  (``cv2.pyrDown``/``pyrUp`` of weight-premultiplied colour, weight zero on the near side and
+  the EDGE_PIXELS around it), every other pixel is the photo's own.
 
 Everything is vectorised; nothing loops over pixels. Array shapes are in the docstrings.
 """
@@ -72,7 +74,8 @@ class Background:
     band: (ny, nx) bool; depth: (ny, nx) float32 the layer's depth (filled on the band,
     the grid's own depth elsewhere, NaN where there is none); near_side: (ny, nx) bool
     vertices on the near side of a tear (within reach of the fill), never a colour source;
-    known: (ny, nx) bool the far-side vertices the filled depth was fitted to.
+    known: (ny, nx) bool the far-side vertices the filled depth was fitted to (out of reach of
+    every tear: all vertices with depth).
     """
 
     band: np.ndarray
