@@ -101,8 +101,9 @@ def main(argv=None):
 
     def remove(result):
         data = result.object.data
+        filled = result.object.get("depth_addon_fill_image")  # the fill's extended photo
         bpy.data.batch_remove([result.object, result.camera, result.camera.data, data,
-                               result.depth_image, *data.materials])
+                               result.depth_image, *data.materials, *([filled] if filled else [])])
 
     arrays, _ = numpy_mesh()
     t_numpy = best_of(args.repeat, numpy_mesh)

@@ -215,3 +215,14 @@ def test_a_grid_finer_than_the_fit_resolution_is_fitted_coarse_and_stays_exact_o
     assert len(own) > 1000
     truth = plane[mesh.pixels[own, 1], mesh.pixels[own, 0]]
     assert (np.abs(mesh.depth[own] - truth) / np.ptp(plane)).max() < 1e-3
+
+
+def test_corner_uvs_are_pixel_centres_and_the_frame_edge_on_the_rim():
+    mesh = build_mesh(box_in_front(), settings())
+    corners = mesh.faces.reshape(-1)
+    expected = mesh.uvs[corners]  # each vertex's own pixel centre
+    on_frame = ((np.abs(mesh.corner_uvs) < 1e-7) | (np.abs(mesh.corner_uvs - 1) < 1e-7)).any(axis=1)
+    np.testing.assert_array_equal(mesh.corner_uvs[~on_frame], expected[~on_frame])
+    # the rim's outer corners lie on the frame edge, half a pixel out from their vertex's centre
+    offset = np.abs(mesh.corner_uvs[on_frame] - expected[on_frame]) * (W, H)
+    assert on_frame.sum() == 4 * 2 * (W - 1 + H - 1) / 2 and np.allclose(offset.max(axis=1), 0.5, atol=1e-4)

@@ -188,3 +188,24 @@ def test_point_cloud_gets_filled_points_behind_a_setting(sample_photo):
     count = len(plain.object.data.attributes["position"].data)
     filled = build(sample_photo, SAMPLES / "chelsea_depth.png", output="points", stride=4, fill_points=True)
     assert len(filled.object.data.attributes["position"].data) > count
+
+
+def test_fill_settings_are_in_the_operator_redo_panel_and_the_sidebar():
+    import bpy
+
+    import depth_addon
+
+    depth_addon.register()
+    try:
+        operator = bpy.ops.depth_addon.image_to_object.get_rna_type().properties
+        sidebar = bpy.context.scene.depth_addon
+        for name in ("fill", "fill_width", "fill_points"):
+            assert name in operator and name in sidebar.bl_rna.properties
+        assert sidebar.fill and sidebar.fill_width == pytest.approx(0.05)
+        from depth_addon.ui.properties import settings_from_props
+
+        sidebar.fill, sidebar.fill_width = False, 0.1
+        settings = settings_from_props(sidebar)
+        assert (settings.fill, settings.fill_width) == (False, 0.1)
+    finally:
+        depth_addon.unregister()

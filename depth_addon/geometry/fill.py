@@ -10,22 +10,24 @@ crescent. The fill continues the *far* side of each tear behind the near side:
   than to a far one: ``cv2.distanceTransform`` of both sets).
 * **Depth from the far side only.** Each band vertex gets the local plane through the far side:
   a least-squares fit of inverse depth ``1/z`` against the normalised image coordinates over
-  the known vertices in a square window (moments summed with ``cv2.boxFilter``). The near side
-  has weight zero, so it is never averaged in; a plane in the world is exactly affine in ``1/z``
-  under a pinhole camera, so plane backgrounds (walls, floors) continue exactly. The result is
-  kept behind the near surface it hides behind.
+  the known vertices in the smallest square window that holds enough of them (window sums from
+  ``cv2.integral`` tables). The near side, and anything not clearly behind every near vertex
+  within reach, has weight zero, so it is never averaged in; a plane in the world is exactly
+  affine in ``1/z`` under a pinhole camera, so plane backgrounds (walls, floors) continue
+  exactly. A band vertex whose fitted background is not behind it gets no layer vertex.
 * **Geometry.** Band vertices get a second vertex at the filled depth. The layer's quads are the
-  grid quads with a band corner that do not tear on the filled depth; their other corners are
-  the existing far-side vertices, so the layer shares its vertices with the far surface (no
-  crack) and, in every torn cell, spans exactly the cell's pixels: through the camera the gap
-  between the near and the far vertex row is covered.
+  grid quads with a band corner that do not tear on the filled depth, plus every torn cell; their
+  other corners are the existing far-side vertices, so the layer shares its vertices with the far
+  surface (no crack) and, in every torn cell, spans exactly the cell's pixels: through the camera
+  the gap between the near and the far vertex row is covered. The torn cells are what the camera
+  sees, so they keep the photo's material; the faces behind the near side get the second one.
 * **Rim.** Vertices sit on pixel centres, so the mesh stops half a pixel inside the photo's
   frame; the rim adds one quad per border edge out to the frame edge (same depth, UVs on the
   frame edge), sharing the border vertices.
 * **Colour from the far side only.** The layer samples an extended copy of the photo: the
   photo pixels it shows in place of the near side ("hidden") are filled by a masked push-pull
-  (``cv2.pyrDown``/``pyrUp`` of weight-premultiplied colour, weight zero on the near side),
-  every other pixel is the photo's own.
+  (``cv2.pyrDown``/``pyrUp`` of weight-premultiplied colour, weight zero on the near side and
+  the EDGE_PIXELS around it), every other pixel is the photo's own.
 
 Everything is vectorised; nothing loops over pixels. Array shapes are in the docstrings.
 """
@@ -72,7 +74,8 @@ class Background:
     band: (ny, nx) bool; depth: (ny, nx) float32 the layer's depth (filled on the band,
     the grid's own depth elsewhere, NaN where there is none); near_side: (ny, nx) bool
     vertices on the near side of a tear (within reach of the fill), never a colour source;
-    known: (ny, nx) bool the far-side vertices the filled depth was fitted to.
+    known: (ny, nx) bool the far-side vertices the filled depth was fitted to (out of reach of
+    every tear: all vertices with depth).
     """
 
     band: np.ndarray
@@ -372,13 +375,13 @@ class FilledMesh:
     photo_edges: int
 
 
-def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges, corner_uvs, bg: Background | None,
+def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges, bg: Background | None,
                       tear_threshold, jump_scale, xs, ys, width, height, focal, pivot) -> FilledMesh:
     """Append the background layer (``bg``; None = no layer) and the rim to a grid mesh.
 
     values: (ny, nx) float32 distance; positions: (ny*nx, 3) float32; keep, torn: (ny-1, nx-1)
-    bool kept quads and quads dropped for a depth jump; faces, edges, corner_edges, corner_uvs:
-    the kept quads' topology in grid vertex indices (``grid.grid_topology``). The layer's quads
+    bool kept quads and quads dropped for a depth jump; faces, edges, corner_edges: the kept
+    quads' topology in grid vertex indices (``grid.grid_topology``). The layer's quads
     are those with a band corner that do not tear on the layer's depth, plus every torn cell;
     each reuses the grid vertex at every corner that is not on the band.
     """
@@ -478,15 +481,18 @@ def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges,
     new_positions[:, 1] = new_z - pivot
     new_positions[:, 2] = (height / 2 - new_y) / focal * new_z
 
-    # corner UVs of the added faces: pixel centres, the frame edge for rim vertices
+    # UVs: pixel centres, the frame edge for rim vertices; every face corner's gathered as one
+    # 8-byte (u, v) item in a single pass over all faces (as build._corner_uvs does for the grid)
     extra_faces = np.concatenate([layer_faces, *rim_faces]).astype(np.int64)
-    corner = extra_faces.reshape(-1)
-    is_rim = corner >= first_rim
-    corner_grid = grid_of(np.where(is_rim, 0, corner))
-    u = pixel_x[corner_grid % nx]
-    v = pixel_y[corner_grid // nx]
-    u[is_rim], v[is_rim] = rim_x[corner[is_rim] - first_rim], rim_y[corner[is_rim] - first_rim]
-    extra_uvs = np.stack([u / width, 1.0 - v / height], -1).astype(np.float32)
+    all_faces = np.concatenate([faces, extra_faces.astype(np.int32)])
+    vertex_uv = np.empty((first_rim + n_rim, 2), dtype=np.float32)
+    grid_uv = vertex_uv[:n_grid].reshape(ny, nx, 2)
+    grid_uv[..., 0] = ((xs + 0.5) / width).astype(np.float32)[None, :]
+    grid_uv[..., 1] = (1.0 - (ys + 0.5) / height).astype(np.float32)[:, None]
+    vertex_uv[n_grid:first_rim] = vertex_uv[band_index]
+    vertex_uv[first_rim:, 0] = rim_x / width
+    vertex_uv[first_rim:, 1] = 1.0 - rim_y / height
+    corner_uvs = np.take(vertex_uv.reshape(-1).view(np.int64), all_faces.reshape(-1)).view(np.float32).reshape(-1, 2)
 
     # layer faces over torn cells are what the camera sees there: they show the photo itself
     layer_material = np.where(torn.reshape(-1)[layer_quad_index], 0, LAYER_MATERIAL_INDEX).astype(np.int32)
@@ -497,10 +503,10 @@ def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges,
         depth=np.concatenate([values.reshape(-1), layer_depth, rim_depth]).astype(np.float32, copy=False),
         grid_index=np.concatenate([np.arange(n_grid, dtype=np.int32), band_index.astype(np.int32),
                                    rim_grid.astype(np.int32)]),
-        faces=np.concatenate([faces, extra_faces.astype(np.int32)]),
+        faces=all_faces,
         edges=all_edges,
         corner_edges=np.concatenate([corner_edges, extra_corner_edges]),
-        corner_uvs=np.concatenate([corner_uvs, extra_uvs]),
+        corner_uvs=corner_uvs,
         material_index=np.concatenate([np.zeros(len(faces), np.int32), extra_material]),
         photo_faces=len(faces), photo_edges=len(edges),
     )
