@@ -412,6 +412,9 @@ report["co"] = co.tolist()
 report["images"] = sorted(image.name for image in bpy.data.images)
 report["loaded"] = sorted(m for m in ("torch", "timm", "cv2", "PIL") if sys.modules.get(m) is not None)
 print("REPORT " + json.dumps(report))
+import os
+sys.stdout.flush()
+os._exit(0)  # Blender's own teardown can crash (4.2) or hang (4.5) at exit; the report is out
 """
 
 
