@@ -468,3 +468,35 @@ def test_blender_script_finds_the_installed_dependencies(tmp_path):
     result = subprocess.run([sys.executable, "-c", code, str(REPO_ROOT / "scripts" / "blender_depth_mesh.py"),
                              str(installed)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "True", result.stderr
+
+
+@pytest.mark.blender
+def test_preferences_draw_every_installer_state(monkeypatch, capfd, tmp_path):
+    import addon_utils
+    import bpy
+
+    from depth_addon.ui import jobs, preferences
+
+    assert addon_utils.enable("depth_addon", default_set=True) is not None  # real preferences
+    try:
+        prefs = preferences.get_preferences()
+        assert prefs.torch_build == preferences.TORCH_BUILD_DEFAULT
+        states = [("missing", ("torch", "timm")), ("found", ())]
+        for _label, missing in states:
+            monkeypatch.setattr(deps, "_missing", missing)
+            _draw(bpy, preferences, prefs)
+        monkeypatch.setitem(jobs.ACTIVE, "install", jobs.InstallJob(_closed_port_build(), tmp_path / "py311"))
+        _draw(bpy, preferences, prefs)  # progress + Cancel
+        jobs.ACTIVE.pop("install")
+        monkeypatch.setattr(preferences, "PLATFORM", Platform("macos", "x86_64", (3, 13), (14, 0)))
+        assert not bpy.ops.depth_addon.install_dependencies.poll()
+        _draw(bpy, preferences, prefs)  # says there is no torch, offers no download
+    finally:
+        addon_utils.disable("depth_addon", default_set=True)
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err and "unknown operator" not in out + err
+
+
+def _draw(bpy, preferences, prefs) -> None:
+    layout = bpy.context.window_manager.popmenu_begin__internal("installer test", icon="NONE").layout
+    preferences.draw_preferences(prefs, layout, bpy.context)
