@@ -110,3 +110,32 @@ def pytest_unconfigure(config):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(_exit_status)
+
+
+# -----------------------------------------------------------------------------
+# What this Blender does with point output (tests check each version's own behaviour)
+
+
+def point_clouds_here() -> bool:
+    """Whether this Blender makes PointCloud objects (4.5+); 4.2-4.4 make a points mesh with a
+    Mesh-to-Points geometry-nodes modifier instead (``depth_addon.blender.points``)."""
+    from depth_addon.blender.points import point_clouds_supported
+
+    return point_clouds_supported()
+
+
+def point_object_type() -> str:
+    return "POINTCLOUD" if point_clouds_here() else "MESH"
+
+
+def point_count(obj) -> int:
+    """Points of depth_addon point output, whichever kind this Blender makes."""
+    return len(obj.data.points) if obj.type == "POINTCLOUD" else len(obj.data.vertices)
+
+
+def require_point_clouds() -> None:
+    import bpy
+
+    if not point_clouds_here():
+        pytest.skip(f"Blender {bpy.app.version_string} has no PointCloud objects: point output is the "
+                    "points mesh, which the points_fallback tests check")

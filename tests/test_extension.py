@@ -123,6 +123,8 @@ report["kept_after_uninstall"] = [os.path.exists(os.path.join(folder, "kept.txt"
                                   for folder in (report["deps_dir"], report["weights_dir"])]
 report["extension_dir_after_uninstall"] = os.path.exists(report["extension_dir"])
 print("REPORT " + json.dumps(report))
+sys.stdout.flush()
+os._exit(0)  # Blender 4.2's own teardown may crash at exit (SIGSEGV) after all this; the report is out
 """
 
 

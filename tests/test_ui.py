@@ -18,7 +18,7 @@ import types
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, SAMPLES, reference_checkpoint
+from conftest import REPO_ROOT, SAMPLES, point_count, point_object_type, reference_checkpoint
 
 MODEL = "midas_v21_small_256"
 PHOTO = SAMPLES / "chelsea.jpg"
@@ -205,7 +205,9 @@ def test_register_imports_neither_torch_nor_timm(tmp_path):
         "import sys, bpy, depth_addon; depth_addon.register(); "
         "heavy = sorted(m for m in ('torch', 'timm') if m in sys.modules); "
         "assert not heavy, f'imported at register: {heavy}'; "
-        "depth_addon.unregister()"
+        "depth_addon.unregister(); "
+        # Blender 4.2's own teardown may crash at exit (SIGSEGV): the checks are done, end here.
+        "import os; sys.stdout.flush(); os._exit(0)"
     )
     env = {**__import__("os").environ, "BLENDER_USER_RESOURCES": str(tmp_path)}
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, env=env)
@@ -328,7 +330,7 @@ def test_points_output(addon, checkpoint):
     bpy = addon
     _import(bpy, checkpoint, output="points", resolution=40, point_size=0.02)
     obj = bpy.context.view_layer.objects.active
-    assert obj.type == "POINTCLOUD" and len(obj.data.points) > 500
+    assert obj.type == point_object_type() and point_count(obj) > 500
 
 
 @pytest.mark.blender

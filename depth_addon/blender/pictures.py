@@ -58,6 +58,7 @@ def read_depth(path: str | os.PathLike) -> np.ndarray:
         return np.ascontiguousarray(depth, dtype=np.float32)
     with _loaded(path) as image:
         image.colorspace_settings.is_data = True  # raw values, no colour transform
+        image.reload()  # Blender < 5.0 keeps the float buffer it already converted from sRGB otherwise
         width, height = image.size
         rgba = np.empty(width * height * 4, dtype=np.float32)
         image.pixels.foreach_get(rgba)

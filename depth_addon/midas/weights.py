@@ -4,7 +4,7 @@
 
 Cache folder, first match wins: the ``weights_dir`` argument, ``$DEPTH_ADDON_WEIGHTS_DIR``,
 the default set with :func:`set_default_weights_dir` (the Blender layer sets the
-extension's user directory), the platform user cache (``$XDG_CACHE_HOME/depth_addon/weights``
+preferences' Weights Folder when one is chosen), the platform user cache (``$XDG_CACHE_HOME/depth_addon/weights``
 or ``~/.cache/depth_addon/weights`` on Linux, ``~/Library/Caches/depth_addon/weights`` on
 macOS, ``%LOCALAPPDATA%\\depth_addon\\weights`` on Windows).
 

@@ -431,10 +431,12 @@ class InstallJob(CommandJob):
             raise self._failure(exc) from exc
 
     def _failure(self, exc: RuntimeError):
+        """One line for the status bar: pip's own error (its whole output stays in ``lines``)."""
         from . import deps
 
+        errors = [line for line in self.lines if line.startswith("ERROR")] or self.lines[-1:] or [str(exc)]
         return deps.DependencyInstallError(f"pip failed installing {self.build.label} torch from "
-                                           f"{self.build.index_name}; nothing was changed. {exc}")
+                                           f"{self.build.index_name} ({errors[-1]}); nothing was changed")
 
 
 def _replace_folder(new: Path, target: Path) -> None:

@@ -551,7 +551,7 @@ class DEPTH_ADDON_OT_install_dependencies(_JobOperator, Operator):
 
     def finish(self, context, job) -> set[str]:
         if job.error is not None and not job.was_cancelled:
-            print(job.error)  # with pip's output tail
+            print("\n".join(job.lines[-40:]))  # pip's output, for the system console
         if isinstance(job.error, OSError) and not job.was_cancelled:
             self.report({"ERROR"}, f"Installing torch + timm failed: {job.error}. Restart Blender and try again")
             return {"CANCELLED"}

@@ -16,14 +16,6 @@ from .properties import DEVICE_ITEMS, PRECISION_ITEMS
 ADDON_PACKAGE = __package__.rpartition(".")[0]
 
 
-def user_dir(name: str, create: bool = False) -> Path:
-    """A folder in the extension's user directory (kept across upgrades, deleted on uninstall)."""
-    try:
-        return Path(bpy.utils.extension_path_user(ADDON_PACKAGE, path=name, create=create))
-    except ValueError:  # registered from a source checkout, not installed as an extension
-        return Path(bpy.utils.user_resource("DATAFILES", path=f"{ADDON_PACKAGE}/{name}", create=create))
-
-
 def site_packages_dir() -> Path:
     """Where the installer puts torch + timm: outside the extension, one folder per Python version."""
     return deps.dependencies_dir()
@@ -114,7 +106,7 @@ class DepthAddonPreferences(AddonPreferences):
                             items=PRECISION_ITEMS, default="fp32")
     weights_dir: StringProperty(
         name="Weights Folder", subtype="DIR_PATH", update=_weights_dir_changed,
-        description="Where model weights are kept; empty: the extension's user folder",
+        description="Where model weights are kept; empty: the command line's weights cache (one download serves both)",
     )
     torch_build: EnumProperty(
         name="torch Build", description="Which torch the installer downloads, and from which index",
