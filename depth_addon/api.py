@@ -153,11 +153,9 @@ def _build(image, photo_path, rgb, depth, settings, name, collection, fov_deg) -
         exif = None
         source_file = photo_path or _image_file(image)
         if settings.fov_deg is None and source_file is not None:
-            try:
-                from .imageio import exif_horizontal_fov
-            except ImportError:  # Blender's own Python without Pillow: no EXIF, the default field of view
-                exif_horizontal_fov = None
-            exif = exif_horizontal_fov(source_file) if exif_horizontal_fov else None
+            from .imageio import exif_horizontal_fov  # None without Pillow: the default field of view
+
+            exif = exif_horizontal_fov(source_file)
         fov_deg = resolve_fov(settings, exif)
     if name is None:
         name = photo_path.stem if photo_path is not None else Path(image.name).stem or image.name

@@ -1,4 +1,4 @@
-"""Read photos and read/write depth pictures (Pillow + numpy; OpenCV imported lazily).
+"""Read photos and read/write depth pictures (Pillow + numpy; Pillow and OpenCV imported lazily).
 
     rgb = read_image("photo.jpg")            # (H, W, 3) uint8 RGB, EXIF orientation applied
     fov = exif_horizontal_fov("photo.jpg")   # degrees or None
@@ -20,9 +20,9 @@ import threading
 import warnings
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DepthAddonError, ImageReadError
 from .geometry.depth import DEPTH_KINDS, guess_depth_kind
@@ -32,8 +32,19 @@ from .geometry.depth import DEPTH_KINDS, guess_depth_kind
 # files are legitimate, so raise the ceiling to 1 gigapixel (3 GB as RGB); a larger file still
 # fails, with a clear message, instead of exhausting memory. Only ever raised, never lowered.
 MAX_IMAGE_PIXELS = 1_000_000_000
-if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_IMAGE_PIXELS:
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+
+def _pillow():
+    """Pillow's Image module, imported on first use: in Blender without Pillow a depth file's record
+    is still read (PNG chunks, EXR header and .npy sidecar are parsed here), and Blender reads the picture."""
+    from PIL import Image
+
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    return Image
 
 # Names accepted by write_depth(colormap=...): OpenCV's COLORMAP_<NAME> (cv2 4.x).
 COLORMAPS = (
@@ -76,6 +87,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     _check_file(path, "image")
+    Image = _pillow()
+    from PIL import ImageOps, UnidentifiedImageError
+
     try:
         with Image.open(path) as im:
             im.load()
@@ -122,6 +136,10 @@ def exif_horizontal_fov(path: str | os.PathLike) -> float | None:
     agree, for 4:3 they differ by about 2 degrees.) Without it, falls back to FocalLength
     with the sensor size derived from FocalPlaneX/YResolution.
     """
+    try:
+        Image = _pillow()
+    except ImportError:  # Blender's own Python without Pillow: no EXIF reader, so no EXIF answer
+        return None
     try:
         with Image.open(path) as im:
             exif = im.getexif()
@@ -247,13 +265,13 @@ def read_depth_tags(path: str | os.PathLike) -> dict | None:
 
             with open(path, "rb") as fh:
                 text = read_exr_strings(fh.read(1 << 16)).get(DEPTH_TAG)
-        elif suffix in (".png", ".tif", ".tiff"):
-            with Image.open(path) as im:
-                if suffix == ".png":
-                    text = im.text.get(DEPTH_TAG)
-                else:
-                    text = im.tag_v2.get(_TIFF_IMAGE_DESCRIPTION)
-    except (OSError, SyntaxError, ValueError, UnidentifiedImageError):
+        elif suffix == ".png":
+            with open(path, "rb") as fh:
+                text = _png_text(fh.read(1 << 16), DEPTH_TAG)
+        elif suffix in (".tif", ".tiff"):
+            with _pillow().open(path) as im:
+                text = im.tag_v2.get(_TIFF_IMAGE_DESCRIPTION)
+    except (OSError, SyntaxError, ValueError):  # Pillow's UnidentifiedImageError is an OSError
         return None  # unreadable files fail in read_depth, with their own message
     try:
         tags = json.loads(text) if isinstance(text, str) else None
@@ -342,7 +360,7 @@ def write_depth(path: str | os.PathLike, depth: np.ndarray, colormap: str | None
         import io
 
         buffer = io.BytesIO()
-        Image.fromarray(np.ascontiguousarray(depth, dtype=np.float32), mode="F").save(
+        _pillow().fromarray(np.ascontiguousarray(depth, dtype=np.float32), mode="F").save(
             buffer, format="TIFF", tiffinfo={_TIFF_IMAGE_DESCRIPTION: tags})
         payload = buffer.getvalue()
     # Written beside the target and renamed into place, so a failed or interrupted write (disk
@@ -428,6 +446,25 @@ def _encode_png(depth: np.ndarray, colormap: str | None) -> bytes:
     if not ok:  # pragma: no cover - PNG encoding of a valid array does not fail
         raise DepthAddonError("OpenCV could not encode the depth PNG")
     return buf.tobytes()
+
+
+def _png_text(head: bytes, keyword: str) -> str | None:
+    """The text of the tEXt chunk ``keyword`` among the chunks in ``head`` (a PNG's first bytes), or None.
+
+    A few lines instead of Pillow, so a depth picture's record is read where Pillow is not installed.
+    """
+    if not head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None
+    at, wanted = 8, keyword.encode("latin-1") + b"\0"
+    while at + 8 <= len(head):
+        length = struct.unpack(">I", head[at:at + 4])[0]
+        kind, data = head[at + 4:at + 8], head[at + 8:at + 8 + length]
+        if kind == b"tEXt" and data.startswith(wanted):
+            return data[len(wanted):].decode("latin-1")
+        if kind in (b"IDAT", b"IEND"):
+            return None  # text chunks written before the image data are the ones looked at
+        at += 12 + length
+    return None
 
 
 def _png_with_text(png: bytes, keyword: str, text: str) -> bytes:

@@ -137,11 +137,15 @@ def test_depth_cli_writes_metres_for_a_metric_model(tmp_path, sample_photo, dav2
     assert 1.0 < got.min() and got.max() <= 20.0  # metres, inside the indoor model's range
     assert main(["depth", str(sample_photo), "-o", str(tmp_path / "d.png"), "--model", METRIC_SMALL,
                  "--weights", str(checkpoint), "--device", "cpu", "-q"]) == 0
+    import cv2
+
     from depth_addon.imageio import read_depth
 
-    picture = read_depth(tmp_path / "d.png")  # lighter = nearer, as for every depth picture
+    raw = cv2.imread(str(tmp_path / "d.png"), cv2.IMREAD_UNCHANGED)  # lighter = nearer, as every depth picture
     near, far = np.unravel_index(got.argmin(), got.shape), np.unravel_index(got.argmax(), got.shape)
-    assert picture[near] == 1.0 and picture[far] == 0.0
+    assert raw[near] == 65535 and raw[far] == 0
+    step = (got.max() - got.min()) / 65535  # its recorded range gives the metres back, within one step
+    np.testing.assert_allclose(read_depth(tmp_path / "d.png"), got, rtol=0, atol=step)
 
 
 @pytest.mark.pure
@@ -185,7 +189,7 @@ def test_metric_model_geometry_measures_in_metres(sample_photo, dav2_reference):
     checkpoint = reference_checkpoint(METRIC_SMALL)
     expected = load_model(METRIC_SMALL, checkpoint=checkpoint, device="cpu").predict(read_image(sample_photo))
     result = api.image_to_object(str(sample_photo), model=METRIC_SMALL, weights=str(checkpoint), device="cpu",
-                                 stride=5, tear=False)
+                                 stride=5, tear=False, fill=False)  # no rim: one vertex per pixel
     obj, camera = result.object, result.camera
     assert json.loads(obj["depth_addon_settings"])["depth_kind"] == "metric"
     positions = np.empty(len(obj.data.vertices) * 3, np.float32)

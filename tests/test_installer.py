@@ -402,8 +402,12 @@ try:
     bpy.ops.depth_addon.image_to_object(filepath=photo, resolution=32)
 except RuntimeError as exc:
     report["network_run"] = str(exc)
+try:  # the fill behind tears needs OpenCV: it says so, and the import works with the fill off
+    bpy.ops.depth_addon.image_to_object(filepath=photo, depth_path=depth, resolution=32, add_camera=False)
+except RuntimeError as exc:
+    report["fill_run"] = str(exc)
 report["depth_run"] = sorted(bpy.ops.depth_addon.image_to_object(filepath=photo, depth_path=depth, resolution=32,
-                                                                 add_camera=False))
+                                                                 add_camera=False, fill=False))
 obj = bpy.context.view_layer.objects.active
 import numpy as np
 co = np.empty(len(obj.data.vertices) * 3, dtype=np.float32)
@@ -439,6 +443,7 @@ def test_depth_map_import_works_without_torch_pillow_or_opencv(tmp_path, sample_
     report = json.loads(lines[-1][len("REPORT "):])
     assert report["missing"] == ["torch", "timm", "cv2", "PIL"] and report["loaded"] == []
     assert "torch, timm, OpenCV and Pillow are not installed" in report["network_run"]
+    assert "the fill behind tears needs OpenCV" in report["fill_run"]
     assert report["depth_run"] == ["FINISHED"]
     assert "chelsea.jpg" in report["images"]  # the photo as texture; the temporary reads left nothing
 
@@ -446,7 +451,7 @@ def test_depth_map_import_works_without_torch_pillow_or_opencv(tmp_path, sample_
     depth_addon.register()
     try:
         bpy.ops.depth_addon.image_to_object(filepath=str(sample_photo), depth_path=depth_file, resolution=32,
-                                            add_camera=False)
+                                            add_camera=False, fill=False)
         obj = bpy.context.view_layer.objects.active
         co = np.empty(len(obj.data.vertices) * 3, dtype=np.float32)
         obj.data.vertices.foreach_get("co", co)

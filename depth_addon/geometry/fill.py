@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import DependencyMissingError
 from .grid import compact_vertices, quad_keep_mask
 
 # A photo pixel is hidden by the near side when it is this much nearer than the layer behind it.
@@ -123,7 +124,7 @@ def background(values: np.ndarray, torn: np.ndarray, cells: int, tear_threshold:
 
 def _background_in(values, torn, cells, tear_threshold, px, py, focal) -> Background:
     """``background`` on the part of the grid around the torn quads."""
-    import cv2
+    cv2 = _import_cv2()
 
     ny, nx = values.shape
     quad_rows, quad_columns = np.nonzero(torn)
@@ -204,7 +205,7 @@ def _fit_planes(values, known, rows, columns, radius, x, y):
     (``cv2.integral``: four look-ups per target at any size). A small ridge on the slopes keeps a
     window whose known vertices lie on a line (a thin far strip) well-posed.
     """
-    import cv2
+    cv2 = _import_cv2()
 
     ny, nx = values.shape
     w = known.astype(np.float64)
@@ -264,7 +265,7 @@ def hidden_pixels(z_map: np.ndarray, bg: Background, xs: np.ndarray, ys: np.ndar
     A pixel takes its nearest grid vertex; it is hidden when that vertex (or one next to it) is
     on the band and the pixel is clearly nearer than the layer there. z_map: (H, W) float32.
     """
-    import cv2
+    cv2 = _import_cv2()
 
     height, width = z_map.shape
     hidden = np.zeros((height, width), dtype=bool)
@@ -307,7 +308,7 @@ def extend_photo(rgb: np.ndarray, layer: FillLayer) -> np.ndarray:
     level keeps its own average where it has enough weight and takes the coarser level's
     elsewhere. Seen pixels are returned unchanged. rgb: (H, W, 3) uint8 -> (H, W, 3) uint8.
     """
-    import cv2
+    cv2 = _import_cv2()
 
     out = np.array(rgb[..., :3], dtype=np.uint8, copy=True)
     if not layer.has_hidden:
@@ -537,3 +538,16 @@ def _extra_edges(edges, extra_faces, n_vertices, n_grid) -> tuple[np.ndarray, np
     edge_index[new] = len(edges) + np.arange(int(new.sum()))
     new_pairs = np.stack([unique[new] // n_vertices, unique[new] % n_vertices], -1).astype(np.int32)
     return np.concatenate([edges, new_pairs]), edge_index[inverse].astype(np.int32)
+
+
+def _import_cv2():
+    """OpenCV, or one line saying the fill needs it (Blender's own Python has no OpenCV until the
+    add-on's installer runs; a depth-map import without it works with ``fill`` off)."""
+    try:
+        import cv2
+    except ImportError as exc:
+        raise DependencyMissingError(
+            "the fill behind tears needs OpenCV, which is not installed in this Python: install the "
+            "dependencies (Edit > Preferences > Add-ons > Depth Addon), or turn Fill off"
+        ) from exc
+    return cv2
