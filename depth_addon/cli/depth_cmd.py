@@ -36,8 +36,9 @@ def add_parser(subparsers):
                    help="the official weights file of --model (default: the weights cache, downloading once)")
     p.add_argument("--device", choices=DEVICES, default="auto", help="where to run (default: %(default)s)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="float precision (default: %(default)s); fp16/bf16 are faster but not exact: on the CPU "
-                   "bf16 differed from fp32 by 1-13%% (max relative error) on the models measured, see docs/speed.md")
+                   help="float precision (default: %(default)s). fp16 and bf16 are not exact: on the CPU bf16 is faster but differed "
+                   "from fp32 by 1-13%% (max relative error) on the models measured; fp16 pays off on GPUs only "
+                   "(about 10x slower on the CPU). See docs/speed.md")
     p.add_argument("--colormap", choices=imageio.COLORMAPS, metavar="NAME",
                    help=f"write an 8-bit colour .png with this map: {', '.join(imageio.COLORMAPS)}")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")

@@ -95,7 +95,7 @@ DEVICE_ITEMS = [
 ]
 PRECISION_ITEMS = [
     ("fp32", "Full (fp32)", "Most faithful to the official results"),
-    ("fp16", "Half (fp16)", "Faster on GPUs, less memory; not exact: differs from fp32 (see the speed page of the docs)"),
+    ("fp16", "Half (fp16)", "Faster on GPUs (slow on the CPU), less memory; not exact: differs from fp32"),
     ("bf16", "BFloat16", "Half memory, faster on recent CPUs; not exact: differed from fp32 by 1-13% on the CPU"),
 ]
 # Static list: Blender keeps pointers into enum items, so they must outlive the property.
