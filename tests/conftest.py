@@ -119,9 +119,9 @@ def pytest_unconfigure(config):
 def point_clouds_here() -> bool:
     """Whether this Blender makes PointCloud objects (4.5+); 4.2-4.4 make a points mesh with a
     Mesh-to-Points geometry-nodes modifier instead (``depth_addon.blender.points``)."""
-    from depth_addon.blender.points import point_clouds_supported
+    from depth_addon.blender.mesh import can_convert_to_point_cloud
 
-    return point_clouds_supported()
+    return can_convert_to_point_cloud()  # what Blender can do, whatever a test forces on the add-on
 
 
 def point_object_type() -> str:
