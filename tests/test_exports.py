@@ -173,6 +173,12 @@ EXPORT_MODES = {
 @pytest.mark.blender
 @pytest.mark.parametrize("mode", EXPORT_MODES)
 def test_gltf_validator_finds_no_errors_or_warnings(tmp_path, sample_photo, gltf_validator, mode):
+    import bpy
+
+    if mode == "points" and bpy.app.version < (4, 5):
+        # Seen on 4.2.23: its exporter writes a points accessor of 16 bytes a point over a bufferView
+        # of 12 (ACCESSOR_TOO_LONG, 24576 vs 18432 bytes). Blender's bug; 5.0's file validates clean.
+        pytest.xfail("Blender 4.2's glTF exporter writes a points accessor longer than its bufferView")
     run_mesh(sample_photo, "--depth", SAMPLE_DEPTH, "--resolution", "48", *EXPORT_MODES[mode],
              "-o", tmp_path / "a.glb", "-o", tmp_path / "sep" / "a.gltf")
     for path in (tmp_path / "a.glb", tmp_path / "sep" / "a.gltf"):
@@ -264,7 +270,7 @@ def test_stdout_holds_only_the_result_lines(tmp_path, sample_photo):
         f"chelsea: {40 * rows:,} vertices, {39 * (rows - 1):,} faces",
         f"wrote {tmp_path / 'a.blend'}", f"wrote {tmp_path / 'a.glb'}", f"wrote {tmp_path / 'a.obj'}",
     ]
-    assert "Saved copy" in result.stderr  # Blender's own log is kept, on stderr
+    assert "OBJ export of 'a.obj'" in result.stderr  # Blender's own log is kept, on stderr
     quiet = run_mesh(sample_photo, "--depth", SAMPLE_DEPTH, "--resolution", "8", "--fov", "40", "-q",
                      "-o", tmp_path / "q.blend")
     assert quiet.stdout == "" and (tmp_path / "q.blend").is_file()
