@@ -194,7 +194,7 @@ def _with_fill(grid, settings, keep, faces, edges, corner_edges, threshold, scal
     filled = add_layer_and_rim(grid.values, grid.positions, keep, torn, faces, edges, corner_edges, bg,
                                threshold, scale, grid.xs, grid.ys, camera.width, camera.height,
                                camera.focal_px, -camera.location[1])
-    used, faces, edges = compact(filled, grid.values.size)
+    used, faces, edges = compact(filled, keep)
     positions, values, grid_index = filled.positions, filled.depth, filled.grid_index
     if used is not None:
         positions, values, grid_index = positions[used], values[used], grid_index[used]

@@ -335,13 +335,23 @@ def extend_photo(rgb: np.ndarray, layer: FillLayer) -> np.ndarray:
     return out
 
 
-def compact(mesh: FilledMesh, n_grid: int) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+def compact(mesh: FilledMesh, keep: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """``grid.compact_vertices`` for a filled mesh: when every grid vertex is used (the usual case:
     the layer uses the far-side vertices of the torn cells) only the few added vertices are
-    renumbered, not the whole grid's faces and edges. -> (used or None, faces, edges)"""
+    renumbered, not the whole grid's faces and edges. keep: (ny-1, nx-1) bool the grid mesh's own
+    quads (its first ``photo_faces`` faces). -> (used or None, faces, edges)"""
+    # the grid faces use exactly the corners of the kept quads: read that off the (small) quad mask
+    # instead of scattering all F*4 corners; only the added faces are scattered
+    ny, nx = keep.shape[0] + 1, keep.shape[1] + 1
+    grid_used = np.zeros((ny, nx), dtype=bool)
+    grid_used[1:, :-1] |= keep
+    grid_used[1:, 1:] |= keep
+    grid_used[:-1, 1:] |= keep
+    grid_used[:-1, :-1] |= keep
     is_used = np.zeros(len(mesh.positions), dtype=bool)
-    is_used[mesh.faces.reshape(-1)] = True
-    if not is_used[:n_grid].all():
+    is_used[:ny * nx] = grid_used.reshape(-1)
+    is_used[mesh.faces[mesh.photo_faces:].reshape(-1)] = True
+    if not is_used[:ny * nx].all():
         return compact_vertices(len(mesh.positions), mesh.faces, mesh.edges)
     if is_used.all():
         return None, mesh.faces, mesh.edges
@@ -516,28 +526,49 @@ def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges,
 def _extra_edges(edges, extra_faces, n_vertices, n_grid) -> tuple[np.ndarray, np.ndarray]:
     """Edges of the added faces: those the grid mesh already has are reused, the rest appended.
 
-    The added faces are few (a band along the tears and the border), so deduplicating their
-    edges by sorting is cheap; of the grid's edges only those between vertices the added faces
-    touch are looked at. -> (all edges (E', 2) int32, corner edges of the added faces (4 F',) int32)
+    edges: (E, 2) int32 the grid mesh's edges as ``grid.grid_topology`` orders them (horizontal
+    edges ``(v, v + 1)`` by increasing ``v``, then vertical ones ``(v, v + nx)`` by increasing
+    ``v``); extra_faces: (F', 4) added faces. The added faces are few (a band along the tears
+    and the border), so deduplicating their edges by sorting is cheap; a grid edge among them
+    is found by binary search in the grid's two sorted edge blocks, not by a pass over all
+    edges. -> (all edges (E', 2) int32, corner edges of the added faces (4 F',) int32)
     """
     first = extra_faces.reshape(-1)
     second = np.roll(extra_faces, -1, axis=1).reshape(-1)
     keys = np.minimum(first, second) * n_vertices + np.maximum(first, second)
     unique, inverse = np.unique(keys, return_inverse=True)
     edge_index = np.full(len(unique), -1, dtype=np.int64)
-    touched = np.zeros(n_grid, dtype=bool)
-    touched[first[first < n_grid]] = True
-    candidates = np.flatnonzero(touched[edges[:, 0]] & touched[edges[:, 1]])
-    if len(candidates):
-        pairs = edges[candidates].astype(np.int64)
-        grid_keys = pairs.min(axis=1) * n_vertices + pairs.max(axis=1)
-        where = np.clip(np.searchsorted(unique, grid_keys), 0, len(unique) - 1)
-        found = unique[where] == grid_keys
-        edge_index[where[found]] = candidates[found]
+    low, high = np.divmod(unique, n_vertices)
+    on_grid = np.flatnonzero(high < n_grid)
+    if len(edges) and len(on_grid):
+        # each (start, end) int32 pair read as one int64: within each block the starts increase
+        # with a fixed step, so these increase too (and compare equal exactly when both match)
+        packed = np.ascontiguousarray(edges).view(np.int64).reshape(-1)
+        n_horizontal = _first_true(lambda i: edges[i, 1] - edges[i, 0] != 1, len(edges))
+        wanted = np.stack([low[on_grid], high[on_grid]], -1).astype(np.int32).view(np.int64).reshape(-1)
+        for block_start, block_end in ((0, n_horizontal), (n_horizontal, len(edges))):
+            block = packed[block_start:block_end]
+            if not len(block):
+                continue
+            where = np.minimum(np.searchsorted(block, wanted), len(block) - 1)
+            found = block[where] == wanted
+            edge_index[on_grid[found]] = block_start + where[found]
     new = edge_index < 0
     edge_index[new] = len(edges) + np.arange(int(new.sum()))
-    new_pairs = np.stack([unique[new] // n_vertices, unique[new] % n_vertices], -1).astype(np.int32)
+    new_pairs = np.stack([low[new], high[new]], -1).astype(np.int32)
     return np.concatenate([edges, new_pairs]), edge_index[inverse].astype(np.int32)
+
+
+def _first_true(predicate, size: int) -> int:
+    """The first index in ``0..size`` where the monotone ``predicate`` holds (``size`` if none)."""
+    lo, hi = 0, size
+    while lo < hi:
+        middle = (lo + hi) // 2
+        if predicate(middle):
+            hi = middle
+        else:
+            lo = middle + 1
+    return lo
 
 
 def _import_cv2():
