@@ -179,7 +179,12 @@ def _plane_fill(values, known, band, radius, x, y) -> np.ndarray:
         values, known, x, y = values[::step, ::step], known[::step, ::step], x[::step], y[::step]
         coarse = (np.minimum((band_y + step // 2) // step, len(y) - 1) * len(x)
                   + np.minimum((band_x + step // 2) // step, len(x) - 1))
-        targets, target = np.unique(coarse, return_inverse=True)
+        # the distinct coarse vertices in increasing order (``np.unique``), by marking them on the
+        # coarse grid instead of sorting every band vertex
+        marked = np.zeros(len(y) * len(x), dtype=bool)
+        marked[coarse] = True
+        targets = np.flatnonzero(marked)
+        target = (np.cumsum(marked, dtype=np.int64) - 1)[coarse]
         rows, columns = np.divmod(targets, len(x))
         radius = math.ceil(radius / step) + 1
     inverse_depth, slope_x, slope_y = _fit_planes(values, known, rows, columns, radius, x, y)
@@ -409,8 +414,16 @@ def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges,
     if bg is not None and bg.band.any():
         band = bg.band
         band_index = np.flatnonzero(band.reshape(-1))
-        layer_keep = quad_keep_mask(bg.depth, tear_threshold, relative=True, jump_scale=jump_scale)
-        layer_keep &= band[1:, :-1] | band[1:, 1:] | band[:-1, 1:] | band[:-1, :-1]
+        # only quads with a band corner can hold the layer: test those within the band's bounding box
+        band_rows, band_columns = np.flatnonzero(band.any(axis=1)), np.flatnonzero(band.any(axis=0))
+        quad_rows = np.s_[max(band_rows[0] - 1, 0):min(band_rows[-1] + 1, ny - 1)]
+        quad_columns = np.s_[max(band_columns[0] - 1, 0):min(band_columns[-1] + 1, nx - 1)]
+        corner_window = np.s_[quad_rows.start:quad_rows.stop + 1, quad_columns.start:quad_columns.stop + 1]
+        band_part = band[corner_window]
+        layer_keep = np.zeros_like(keep)
+        layer_keep[quad_rows, quad_columns] = (
+            quad_keep_mask(bg.depth[corner_window], tear_threshold, relative=True, jump_scale=jump_scale)
+            & (band_part[1:, :-1] | band_part[1:, 1:] | band_part[:-1, 1:] | band_part[:-1, :-1]))
         # every torn cell gets a layer face, also where the layer still jumps (a continuous slope too
         # steep for the threshold, not an occlusion): through the camera no cell stays open
         layer_keep |= torn
