@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DependencyMissingError
-from .grid import compact_vertices, quad_keep_mask
+from .grid import compact_vertices, grid_topology, quad_keep_mask
 
 # A photo pixel is hidden by the near side when it is this much nearer than the layer behind it.
 BEHIND_MARGIN = 0.01
@@ -521,7 +521,8 @@ def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges,
     # layer faces over torn cells are what the camera sees there: they show the photo itself
     layer_material = np.where(torn.reshape(-1)[layer_quad_index], 0, LAYER_MATERIAL_INDEX).astype(np.int32)
     extra_material = np.concatenate([layer_material, *rim_material])
-    all_edges, extra_corner_edges = _extra_edges(edges, extra_faces, first_rim + n_rim, n_grid)
+    all_edges, extra_corner_edges = _extra_edges(edges, layer_keep, layer_of,
+                                                 np.concatenate(rim_faces).astype(np.int64), first_rim + n_rim, n_grid)
     return FilledMesh(
         positions=np.concatenate([positions, new_positions]),
         depth=np.concatenate([values.reshape(-1), layer_depth, rim_depth]).astype(np.float32, copy=False),
@@ -536,40 +537,84 @@ def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges,
     )
 
 
-def _extra_edges(edges, extra_faces, n_vertices, n_grid) -> tuple[np.ndarray, np.ndarray]:
-    """Edges of the added faces: those the grid mesh already has are reused, the rest appended.
+def _extra_edges(edges, layer_keep, layer_of, rim_faces, n_vertices, n_grid) -> tuple[np.ndarray, np.ndarray]:
+    """Edges of the added faces (the layer's, then the rim's): those the mesh already has are
+    reused, the rest appended.
 
-    edges: (E, 2) int32 the grid mesh's edges as ``grid.grid_topology`` orders them (horizontal
-    edges ``(v, v + 1)`` by increasing ``v``, then vertical ones ``(v, v + nx)`` by increasing
-    ``v``); extra_faces: (F', 4) added faces. The added faces are few (a band along the tears
-    and the border), so deduplicating their edges by sorting is cheap; a grid edge among them
-    is found by binary search in the grid's two sorted edge blocks, not by a pass over all
-    edges. -> (all edges (E', 2) int32, corner edges of the added faces (4 F',) int32)
+    edges: (E, 2) int32 the grid mesh's edges as ``grid.grid_topology`` orders them;
+    layer_keep: (ny-1, nx-1) bool the layer's quads, whose corners ``layer_of`` maps from grid
+    vertices to the layer's (or the grid's) vertex; rim_faces: (R, 4) the rim's faces.
+    The layer is a grid on relabelled vertices, so its edges are read off the grid structure
+    (``grid_topology`` on the layer's bounding box) instead of sorting its faces' edges; only
+    the few rim faces' edges are deduplicated by sorting.
+    -> (all edges (E', 2) int32, corner edges of the layer's then the rim's faces (4 F',) int32)
     """
-    first = extra_faces.reshape(-1)
-    second = np.roll(extra_faces, -1, axis=1).reshape(-1)
+    ny, nx = layer_keep.shape[0] + 1, layer_keep.shape[1] + 1
+    n_edges = len(edges)
+    if layer_keep.any():
+        quad_rows, quad_columns = np.flatnonzero(layer_keep.any(axis=1)), np.flatnonzero(layer_keep.any(axis=0))
+        top, left = quad_rows[0], quad_columns[0]
+        _, box_edges, box_corner_edges = grid_topology(layer_keep[top:quad_rows[-1] + 1, left:quad_columns[-1] + 1])
+        box_row, box_column = np.divmod(box_edges.astype(np.int64), quad_columns[-1] - left + 2)
+        lattice_row, lattice_column = box_row + top, box_column + left   # (k, 2) grid rows/columns of the ends
+        layer_pairs = layer_of(lattice_row * nx + lattice_column)
+        layer_index = _grid_edge_index(edges, layer_pairs, n_grid)
+        new = layer_index < 0
+        layer_index[new] = n_edges + np.arange(int(new.sum()))
+        new_layer_pairs = layer_pairs[new]
+        layer_corner_edges = layer_index[box_corner_edges]
+        # the rim's inner edges that are the layer's lie on the photo's border
+        on_border = (((lattice_row == 0) | (lattice_row == ny - 1)).all(axis=1)
+                     | ((lattice_column == 0) | (lattice_column == nx - 1)).all(axis=1))
+        border_pairs, border_index = layer_pairs[on_border], layer_index[on_border]
+    else:
+        new_layer_pairs = np.zeros((0, 2), dtype=np.int64)
+        layer_corner_edges = np.zeros(0, dtype=np.int64)
+        border_pairs, border_index = new_layer_pairs, layer_corner_edges
+    first = rim_faces.reshape(-1)
+    second = np.roll(rim_faces, -1, axis=1).reshape(-1)
     keys = np.minimum(first, second) * n_vertices + np.maximum(first, second)
     unique, inverse = np.unique(keys, return_inverse=True)
-    edge_index = np.full(len(unique), -1, dtype=np.int64)
     low, high = np.divmod(unique, n_vertices)
-    on_grid = np.flatnonzero(high < n_grid)
-    if len(edges) and len(on_grid):
-        # each (start, end) int32 pair read as one int64: within each block the starts increase
-        # with a fixed step, so these increase too (and compare equal exactly when both match)
-        packed = np.ascontiguousarray(edges).view(np.int64).reshape(-1)
-        n_horizontal = _first_true(lambda i: edges[i, 1] - edges[i, 0] != 1, len(edges))
-        wanted = np.stack([low[on_grid], high[on_grid]], -1).astype(np.int32).view(np.int64).reshape(-1)
-        for block_start, block_end in ((0, n_horizontal), (n_horizontal, len(edges))):
-            block = packed[block_start:block_end]
-            if not len(block):
-                continue
-            where = np.minimum(np.searchsorted(block, wanted), len(block) - 1)
-            found = block[where] == wanted
-            edge_index[on_grid[found]] = block_start + where[found]
-    new = edge_index < 0
-    edge_index[new] = len(edges) + np.arange(int(new.sum()))
-    new_pairs = np.stack([low[new], high[new]], -1).astype(np.int32)
-    return np.concatenate([edges, new_pairs]), edge_index[inverse].astype(np.int32)
+    rim_index = _grid_edge_index(edges, np.stack([low, high], -1), n_grid)
+    if len(border_pairs) and len(unique):
+        border_keys = border_pairs.min(axis=1) * n_vertices + border_pairs.max(axis=1)
+        order = np.argsort(border_keys)
+        where = np.minimum(np.searchsorted(border_keys[order], unique), len(order) - 1)
+        found = (rim_index < 0) & (border_keys[order][where] == unique)
+        rim_index[found] = border_index[order][where[found]]
+    new = rim_index < 0
+    rim_index[new] = n_edges + len(new_layer_pairs) + np.arange(int(new.sum()))
+    new_rim_pairs = np.stack([low[new], high[new]], -1)
+    all_edges = np.concatenate([edges, new_layer_pairs.astype(np.int32), new_rim_pairs.astype(np.int32)])
+    return all_edges, np.concatenate([layer_corner_edges, rim_index[inverse]]).astype(np.int32)
+
+
+def _grid_edge_index(edges, pairs, n_grid) -> np.ndarray:
+    """(k,) int64 index in ``edges`` of each of the (k, 2) vertex ``pairs`` that is a grid edge
+    ``(v, v + 1)`` or ``(v, v + nx)`` of the grid mesh, -1 for the others.
+
+    edges: (E, 2) int32 as ``grid.grid_topology`` orders them (horizontal edges by increasing
+    start vertex, then vertical ones): found by binary search in those two sorted blocks, not by
+    a pass over all edges.
+    """
+    index = np.full(len(pairs), -1, dtype=np.int64)
+    on_grid = np.flatnonzero((pairs < n_grid).all(axis=1))
+    if not len(edges) or not len(on_grid):
+        return index
+    # each (start, end) int32 pair read as one int64: within each block the starts increase with a
+    # fixed step, so these increase too (and compare equal exactly when both ends match)
+    packed = np.ascontiguousarray(edges).view(np.int64).reshape(-1)
+    n_horizontal = _first_true(lambda i: edges[i, 1] - edges[i, 0] != 1, len(edges))
+    wanted = np.ascontiguousarray(pairs[on_grid], dtype=np.int32).view(np.int64).reshape(-1)
+    for block_start, block_end in ((0, n_horizontal), (n_horizontal, len(edges))):
+        block = packed[block_start:block_end]
+        if not len(block):
+            continue
+        where = np.minimum(np.searchsorted(block, wanted), len(block) - 1)
+        found = block[where] == wanted
+        index[on_grid[found]] = block_start + where[found]
+    return index
 
 
 def _first_true(predicate, size: int) -> int:
