@@ -331,12 +331,14 @@ def extend_photo(rgb: np.ndarray, layer: FillLayer) -> np.ndarray:
         levels.append((cv2.pyrDown(colour), cv2.pyrDown(w)))
     colour, w = levels[-1]
     estimate = colour / np.maximum(w, 1e-6)[..., None]
-    for colour, w in reversed(levels[:-1]):
+    hidden = layer.hidden[window]
+    for level, (colour, w) in reversed(list(enumerate(levels[:-1]))):
         coarse = cv2.pyrUp(estimate, dstsize=(w.shape[1], w.shape[0]))
+        if level == 0:  # the photo's own resolution: only the hidden pixels' estimate is used
+            colour, w, coarse = colour[hidden], w[hidden], coarse[hidden]
         trust = np.clip(w * 4.0, 0.0, 1.0)[..., None]  # a quarter of the window known is enough
         estimate = colour / np.maximum(w, 1e-6)[..., None] * trust + coarse * (1.0 - trust)
-    hidden = layer.hidden[window]
-    out[window][hidden] = np.clip(np.round(estimate[hidden]), 0, 255).astype(np.uint8)
+    out[window][hidden] = np.clip(np.round(estimate), 0, 255).astype(np.uint8)
     return out
 
 
