@@ -410,7 +410,9 @@ def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges,
 
     def quad_corners(quads):  # (k,) quad indices -> (k, 4) grid vertices, the order grid_topology uses
         top_left = quads + quads // (nx - 1)
-        return np.stack([top_left + nx, top_left + nx + 1, top_left + 1, top_left], -1)
+        corners = np.empty((len(quads), 4), dtype=top_left.dtype)
+        corners[:, 0], corners[:, 1], corners[:, 2], corners[:, 3] = top_left + nx, top_left + nx + 1, top_left + 1, top_left
+        return corners
 
     # the layer: a vertex per band vertex, quads with a band corner that hold together on the layer's depth
     if bg is not None and bg.band.any():
@@ -429,15 +431,7 @@ def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges,
         # every torn cell gets a layer face, also where the layer still jumps (a continuous slope too
         # steep for the threshold, not an occlusion): through the camera no cell stays open
         layer_keep |= torn
-        band_flat = band.reshape(-1)
-
-        def layer_of(vertices):  # grid vertices -> the layer's vertex where on the band, else themselves
-            mapped = vertices.copy()
-            on_band = band_flat[vertices]
-            mapped[on_band] = n_grid + np.searchsorted(band_index, vertices[on_band])
-            return mapped
-
-        band_flat = band_flat.copy()
+        band_flat = band.reshape(-1).copy()
         layer_quad_index = np.flatnonzero(layer_keep.reshape(-1))
         layer_quads = quad_corners(layer_quad_index)
         # a band vertex whose layer quads all tore gets no vertex (nothing to renumber afterwards)
@@ -445,6 +439,18 @@ def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges,
         used[layer_quads[band_flat[layer_quads]]] = True
         band_flat &= used
         band_index = np.flatnonzero(band_flat)
+        # band vertex k (in grid order) gets layer vertex n_grid + k: a running count over the grid
+        # rows the band spans gives every band vertex its k by one look-up (no search)
+        first_flat = band_rows[0] * nx
+        layer_vertex = np.cumsum(band_flat[first_flat:(band_rows[-1] + 1) * nx], dtype=np.int64)
+        layer_vertex += n_grid - 1
+
+        def layer_of(vertices):  # grid vertices -> the layer's vertex where on the band, else themselves
+            mapped = vertices.copy()
+            on_band = band_flat[vertices]
+            mapped[on_band] = layer_vertex[vertices[on_band] - first_flat]
+            return mapped
+
         layer_faces = layer_of(layer_quads)
         layer_depth = bg.depth.reshape(-1)[band_index]
     else:
