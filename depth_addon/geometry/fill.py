@@ -528,19 +528,22 @@ def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges,
 
     # layer faces over torn cells are what the camera sees there: they show the photo itself
     layer_material = np.where(torn.reshape(-1)[layer_quad_index], 0, LAYER_MATERIAL_INDEX).astype(np.int32)
-    extra_material = np.concatenate([layer_material, *rim_material])
+    material_index = np.zeros(len(all_faces), np.int32)  # zeroed pages: only the added faces' are written
+    material_index[len(faces):] = np.concatenate([layer_material, *rim_material])
+    grid_index = np.empty(len(vertex_uv), np.int32)
+    grid_index[:n_grid] = np.arange(n_grid, dtype=np.int32)
+    grid_index[n_grid:first_rim], grid_index[first_rim:] = band_index, rim_grid
     all_edges, extra_corner_edges = _extra_edges(edges, layer_keep, layer_of,
                                                  np.concatenate(rim_faces).astype(np.int64), first_rim + n_rim, n_grid)
     return FilledMesh(
         positions=np.concatenate([positions, new_positions]),
         depth=np.concatenate([values.reshape(-1), layer_depth, rim_depth]).astype(np.float32, copy=False),
-        grid_index=np.concatenate([np.arange(n_grid, dtype=np.int32), band_index.astype(np.int32),
-                                   rim_grid.astype(np.int32)]),
+        grid_index=grid_index,
         faces=all_faces,
         edges=all_edges,
         corner_edges=np.concatenate([corner_edges, extra_corner_edges]),
         corner_uvs=corner_uvs,
-        material_index=np.concatenate([np.zeros(len(faces), np.int32), extra_material]),
+        material_index=material_index,
         photo_faces=len(faces), photo_edges=len(edges),
     )
 
