@@ -393,13 +393,15 @@ class FilledMesh:
     photo_edges: int
 
 
-def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges, bg: Background | None,
+def add_layer_and_rim(values, positions, keep, torn, bg: Background | None,
                       tear_threshold, jump_scale, xs, ys, width, height, focal, pivot) -> FilledMesh:
-    """Append the background layer (``bg``; None = no layer) and the rim to a grid mesh.
+    """The grid mesh of the ``keep`` quads with the background layer (``bg``; None = no layer) and
+    the rim appended.
 
     values: (ny, nx) float32 distance; positions: (ny*nx, 3) float32; keep, torn: (ny-1, nx-1)
-    bool kept quads and quads dropped for a depth jump; faces, edges, corner_edges: the kept
-    quads' topology in grid vertex indices (``grid.grid_topology``). The layer's quads
+    bool kept quads and quads dropped for a depth jump. The grid's own topology
+    (``grid.grid_topology``) is built here, in arrays sized for the added faces, so they are
+    written in place rather than appended by a copy of the whole mesh. The layer's quads
     are those with a band corner that do not tear on the layer's depth, plus every torn cell;
     each reuses the grid vertex at every corner that is not on the band.
     """
@@ -515,8 +517,10 @@ def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges,
 
     # UVs: pixel centres, the frame edge for rim vertices; every face corner's gathered as one
     # 8-byte (u, v) item in a single pass over all faces (as build._corner_uvs does for the grid)
-    extra_faces = np.concatenate([layer_faces, *rim_faces]).astype(np.int64)
-    all_faces = np.concatenate([faces, extra_faces.astype(np.int32)])
+    n_photo = int(np.count_nonzero(keep))
+    n_extra = len(layer_faces) + sum(len(f) for f in rim_faces)
+    all_faces, edges, all_corner_edges = grid_topology(keep, spare_faces=n_extra)
+    np.concatenate([layer_faces, *rim_faces], out=all_faces[n_photo:], casting="unsafe")
     vertex_uv = np.empty((first_rim + n_rim, 2), dtype=np.float32)
     grid_uv = vertex_uv[:n_grid].reshape(ny, nx, 2)
     grid_uv[..., 0] = ((xs + 0.5) / width).astype(np.float32)[None, :]
@@ -529,22 +533,22 @@ def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges,
     # layer faces over torn cells are what the camera sees there: they show the photo itself
     layer_material = np.where(torn.reshape(-1)[layer_quad_index], 0, LAYER_MATERIAL_INDEX).astype(np.int32)
     material_index = np.zeros(len(all_faces), np.int32)  # zeroed pages: only the added faces' are written
-    material_index[len(faces):] = np.concatenate([layer_material, *rim_material])
+    material_index[n_photo:] = np.concatenate([layer_material, *rim_material])
     grid_index = np.empty(len(vertex_uv), np.int32)
     grid_index[:n_grid] = np.arange(n_grid, dtype=np.int32)
     grid_index[n_grid:first_rim], grid_index[first_rim:] = band_index, rim_grid
-    all_edges, extra_corner_edges = _extra_edges(edges, layer_keep, layer_of,
-                                                 np.concatenate(rim_faces).astype(np.int64), first_rim + n_rim, n_grid)
+    all_edges, all_corner_edges[4 * n_photo:] = _extra_edges(
+        edges, layer_keep, layer_of, np.concatenate(rim_faces).astype(np.int64), first_rim + n_rim, n_grid)
     return FilledMesh(
         positions=np.concatenate([positions, new_positions]),
         depth=np.concatenate([values.reshape(-1), layer_depth, rim_depth]).astype(np.float32, copy=False),
         grid_index=grid_index,
         faces=all_faces,
         edges=all_edges,
-        corner_edges=np.concatenate([corner_edges, extra_corner_edges]),
+        corner_edges=all_corner_edges,
         corner_uvs=corner_uvs,
         material_index=material_index,
-        photo_faces=len(faces), photo_edges=len(edges),
+        photo_faces=n_photo, photo_edges=len(edges),
     )
 
 
