@@ -148,8 +148,14 @@ def _background_in(values, torn, cells, tear_threshold, px, py, focal) -> Backgr
     # Known far side: off the near side, and clearly behind every near vertex within reach (steep
     # faces of a foreground object tear inside it too, so the split by distance alone can leak)
     radius = cells + 2
-    reach = cv2.dilate(np.where(near, values, 0).astype(np.float32),
-                       cv2.getStructuringElement(cv2.MORPH_RECT, (2 * radius + 1, 2 * radius + 1)))
+    # reach: the farthest near vertex within radius, zero farther from every near vertex, so the
+    # dilation runs on the near vertices' bounding box plus radius only
+    near_rows, near_columns = np.flatnonzero(near.any(axis=1)), np.flatnonzero(near.any(axis=0))
+    reach_window = np.s_[max(near_rows[0] - radius, 0):near_rows[-1] + radius + 1,
+                         max(near_columns[0] - radius, 0):near_columns[-1] + radius + 1]
+    reach = np.zeros((ny, nx), dtype=np.float32)
+    reach[reach_window] = cv2.dilate(np.where(near[reach_window], values[reach_window], 0).astype(np.float32),
+                                     cv2.getStructuringElement(cv2.MORPH_RECT, (2 * radius + 1, 2 * radius + 1)))
     with np.errstate(invalid="ignore"):
         known = valid & ~near_side & (values > reach * np.float32(1 + tear_threshold))
     filled = _plane_fill(values, known, band, radius, px / focal, py / focal)
