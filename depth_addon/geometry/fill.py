@@ -223,9 +223,12 @@ def _fit_planes(values, known, rows, columns, radius, x, y):
     u = np.where(known, 1.0 / np.where(known, values, 1.0), 0.0)
     gx = np.broadcast_to(x[None, :].astype(np.float64), (ny, nx))
     gy = np.broadcast_to(y[:, None].astype(np.float64), (ny, nx))
-    moments = (w, w * gx, w * gy, w * gx * gx, w * gx * gy, w * gy * gy, u, u * gx, u * gy)
-    tables = np.stack([cv2.integral(np.ascontiguousarray(m), sdepth=cv2.CV_64F) for m in moments], -1)
-    tables = tables.reshape(-1, len(moments))  # one row of nine sums per table entry: one gather per corner
+    # the nine moment images as the channels of one image: one cv2.integral call, and one row of
+    # nine sums per table entry (one gather per window corner)
+    moments = np.empty((ny, nx, 9))
+    for channel, moment in enumerate((w, w * gx, w * gy, w * gx * gx, w * gx * gy, w * gy * gy, u, u * gx, u * gy)):
+        moments[..., channel] = moment
+    tables = cv2.integral(moments, sdepth=cv2.CV_64F).reshape(-1, 9)
     cell_x = abs(float(x[1] - x[0])) if len(x) > 1 else 1.0
     cell_y = abs(float(y[1] - y[0])) if len(y) > 1 else 1.0
     cell = max(cell_x, cell_y)
@@ -239,8 +242,8 @@ def _fit_planes(values, known, rows, columns, radius, x, y):
         left, right = np.maximum(at_x - size, 0), np.minimum(at_x + size + 1, nx)
         area = (bottom - top) * (right - left)
         stride = nx + 1
-        sums = (tables[bottom * stride + right] - tables[top * stride + right]
-                - tables[bottom * stride + left] + tables[top * stride + left]).T
+        sums = np.ascontiguousarray((tables[bottom * stride + right] - tables[top * stride + right]
+                                     - tables[bottom * stride + left] + tables[top * stride + left]).T)
         s, sx, sy, sxx, sxy, syy, su, sxu, syu = sums
         if size == sizes[-1]:
             take = s > 0
