@@ -332,12 +332,15 @@ def extend_photo(rgb: np.ndarray, layer: FillLayer) -> np.ndarray:
     margin = max(16, max(height, width) // 10)
     rows, columns = np.flatnonzero(layer.hidden.any(axis=1)), np.flatnonzero(layer.hidden.any(axis=0))
     window = np.s_[max(rows[0] - margin, 0):rows[-1] + 1 + margin, max(columns[0] - margin, 0):columns[-1] + 1 + margin]
+    # premultiplied colour and its weight as the four channels of one image: one pyrDown per level
     weight = layer.source[window].astype(np.float32)
-    premultiplied = rgb[window][..., :3].astype(np.float32) * weight[..., None]
-    levels = [(premultiplied, weight)]
-    while min(levels[-1][1].shape) > 4:
-        colour, w = levels[-1]
-        levels.append((cv2.pyrDown(colour), cv2.pyrDown(w)))
+    premultiplied = np.empty(weight.shape + (4,), dtype=np.float32)
+    np.multiply(rgb[window][..., :3], weight[..., None], out=premultiplied[..., :3], casting="unsafe")
+    premultiplied[..., 3] = weight
+    pyramid = [premultiplied]
+    while min(pyramid[-1].shape[:2]) > 4:
+        pyramid.append(cv2.pyrDown(pyramid[-1]))
+    levels = [(level[..., :3], level[..., 3]) for level in pyramid]
     colour, w = levels[-1]
     estimate = colour / np.maximum(w, 1e-6)[..., None]
     hidden = layer.hidden[window]

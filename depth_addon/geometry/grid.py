@@ -55,10 +55,11 @@ def quad_keep_mask(values: np.ndarray, tear_threshold: float | None, relative: b
 
     -> (ny-1, nx-1) bool
     """
+    if tear_threshold is None:  # no depth values needed: four passes over a bool image, no corner stack
+        valid = np.isfinite(values)
+        return valid[1:, :-1] & valid[1:, 1:] & valid[:-1, 1:] & valid[:-1, :-1]
     corners = np.stack([values[1:, :-1], values[1:, 1:], values[:-1, 1:], values[:-1, :-1]])
     keep = np.isfinite(corners).all(axis=0)
-    if tear_threshold is None:
-        return keep
     with np.errstate(invalid="ignore", divide="ignore"):
         lo = corners.min(axis=0)
         jump = corners.max(axis=0) - lo
