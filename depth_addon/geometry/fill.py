@@ -527,12 +527,14 @@ def add_layer_and_rim(values, positions, keep, torn, bg: Background | None,
     new_positions[:, 1] = new_z - pivot
     new_positions[:, 2] = (height / 2 - new_y) / focal * new_z
 
-    # UVs: pixel centres, the frame edge for rim vertices; every face corner's gathered as one
-    # 8-byte (u, v) item in a single pass over all faces (as build._corner_uvs does for the grid)
+    # the grid mesh's topology with room for the added faces: they are written in place
     n_photo = int(np.count_nonzero(keep))
     n_extra = len(layer_faces) + sum(len(f) for f in rim_faces)
     all_faces, edges, all_corner_edges = grid_topology(keep, spare_faces=n_extra)
     np.concatenate([layer_faces, *rim_faces], out=all_faces[n_photo:], casting="unsafe")
+
+    # UVs: pixel centres, the frame edge for rim vertices; every face corner's gathered as one
+    # 8-byte (u, v) item in a single pass over all faces (as build._corner_uvs does for the grid)
     vertex_uv = np.empty((first_rim + n_rim, 2), dtype=np.float32)
     grid_uv = vertex_uv[:n_grid].reshape(ny, nx, 2)
     grid_uv[..., 0] = ((xs + 0.5) / width).astype(np.float32)[None, :]
