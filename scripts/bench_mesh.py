@@ -117,7 +117,7 @@ def main(argv=None):
     filled = build_mesh(depth, fill_settings, fov_deg=55.0)
 
     rows = min(args.bmesh_rows, HEIGHT)
-    part = build_mesh(depth[:rows], mesh_settings.with_changes(resolution=None, stride=1), fov_deg=55.0)
+    part = build_mesh(depth[:rows], mesh_settings.with_changes(stride=1), fov_deg=55.0)
     start = time.perf_counter()
     bmesh_loop(part.positions, part.faces, part.uvs)
     t_bmesh_part = time.perf_counter() - start

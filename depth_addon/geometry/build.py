@@ -155,9 +155,9 @@ def build_mesh(depth: np.ndarray, settings: BuildSettings, image_size: tuple[int
     keep = quad_keep_mask(grid.values, threshold, relative=settings.projection == "perspective", jump_scale=scale)
     if not keep.any():
         raise DepthAddonError(_no_faces_reason(grid, settings))
+    if uses_fill(settings):  # the fill builds the topology and every corner's UV itself, with its own faces
+        return _with_fill(grid, settings, keep, threshold, scale)
     faces, edges, corner_edges = grid_topology(keep)
-    if uses_fill(settings):  # the fill computes every corner's UV itself, with its own faces
-        return _with_fill(grid, settings, keep, faces, edges, corner_edges, threshold, scale)
     corner_uvs = _corner_uvs(faces, grid.xs, grid.ys, grid.camera.width, grid.camera.height)
     used, faces, edges = compact_vertices(grid.values.size, faces, edges)
     positions, values = grid.positions, grid.values.reshape(-1)
@@ -188,13 +188,13 @@ def _background(grid: _Grid, settings: BuildSettings, keep: np.ndarray) -> tuple
                       grid.ys + 0.5 - camera.height / 2, camera.focal_px), torn
 
 
-def _with_fill(grid, settings, keep, faces, edges, corner_edges, threshold, scale) -> MeshArrays:
+def _with_fill(grid, settings, keep, threshold, scale) -> MeshArrays:
     camera = grid.camera
     bg, torn = _background(grid, settings, keep)
-    filled = add_layer_and_rim(grid.values, grid.positions, keep, torn, faces, edges, corner_edges, bg,
+    filled = add_layer_and_rim(grid.values, grid.positions, keep, torn, bg,
                                threshold, scale, grid.xs, grid.ys, camera.width, camera.height,
                                camera.focal_px, -camera.location[1])
-    used, faces, edges = compact(filled, grid.values.size)
+    used, faces, edges = compact(filled, keep)
     positions, values, grid_index = filled.positions, filled.depth, filled.grid_index
     if used is not None:
         positions, values, grid_index = positions[used], values[used], grid_index[used]

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DependencyMissingError
-from .grid import compact_vertices, quad_keep_mask
+from .grid import compact_vertices, grid_topology, quad_keep_mask
 
 # A photo pixel is hidden by the near side when it is this much nearer than the layer behind it.
 BEHIND_MARGIN = 0.01
@@ -148,8 +148,14 @@ def _background_in(values, torn, cells, tear_threshold, px, py, focal) -> Backgr
     # Known far side: off the near side, and clearly behind every near vertex within reach (steep
     # faces of a foreground object tear inside it too, so the split by distance alone can leak)
     radius = cells + 2
-    reach = cv2.dilate(np.where(near, values, 0).astype(np.float32),
-                       cv2.getStructuringElement(cv2.MORPH_RECT, (2 * radius + 1, 2 * radius + 1)))
+    # reach: the farthest near vertex within radius, zero farther from every near vertex, so the
+    # dilation runs on the near vertices' bounding box plus radius only
+    near_rows, near_columns = np.flatnonzero(near.any(axis=1)), np.flatnonzero(near.any(axis=0))
+    reach_window = np.s_[max(near_rows[0] - radius, 0):near_rows[-1] + radius + 1,
+                         max(near_columns[0] - radius, 0):near_columns[-1] + radius + 1]
+    reach = np.zeros((ny, nx), dtype=np.float32)
+    reach[reach_window] = cv2.dilate(np.where(near[reach_window], values[reach_window], 0).astype(np.float32),
+                                     cv2.getStructuringElement(cv2.MORPH_RECT, (2 * radius + 1, 2 * radius + 1)))
     with np.errstate(invalid="ignore"):
         known = valid & ~near_side & (values > reach * np.float32(1 + tear_threshold))
     filled = _plane_fill(values, known, band, radius, px / focal, py / focal)
@@ -179,7 +185,12 @@ def _plane_fill(values, known, band, radius, x, y) -> np.ndarray:
         values, known, x, y = values[::step, ::step], known[::step, ::step], x[::step], y[::step]
         coarse = (np.minimum((band_y + step // 2) // step, len(y) - 1) * len(x)
                   + np.minimum((band_x + step // 2) // step, len(x) - 1))
-        targets, target = np.unique(coarse, return_inverse=True)
+        # the distinct coarse vertices in increasing order (``np.unique``), by marking them on the
+        # coarse grid instead of sorting every band vertex
+        marked = np.zeros(len(y) * len(x), dtype=bool)
+        marked[coarse] = True
+        targets = np.flatnonzero(marked)
+        target = (np.cumsum(marked, dtype=np.int64) - 1)[coarse]
         rows, columns = np.divmod(targets, len(x))
         radius = math.ceil(radius / step) + 1
     inverse_depth, slope_x, slope_y = _fit_planes(values, known, rows, columns, radius, x, y)
@@ -212,9 +223,12 @@ def _fit_planes(values, known, rows, columns, radius, x, y):
     u = np.where(known, 1.0 / np.where(known, values, 1.0), 0.0)
     gx = np.broadcast_to(x[None, :].astype(np.float64), (ny, nx))
     gy = np.broadcast_to(y[:, None].astype(np.float64), (ny, nx))
-    moments = (w, w * gx, w * gy, w * gx * gx, w * gx * gy, w * gy * gy, u, u * gx, u * gy)
-    tables = np.stack([cv2.integral(np.ascontiguousarray(m), sdepth=cv2.CV_64F) for m in moments], -1)
-    tables = tables.reshape(-1, len(moments))  # one row of nine sums per table entry: one gather per corner
+    # the nine moment images as the channels of one image: one cv2.integral call, and one row of
+    # nine sums per table entry (one gather per window corner)
+    moments = np.empty((ny, nx, 9))
+    for channel, moment in enumerate((w, w * gx, w * gy, w * gx * gx, w * gx * gy, w * gy * gy, u, u * gx, u * gy)):
+        moments[..., channel] = moment
+    tables = cv2.integral(moments, sdepth=cv2.CV_64F).reshape(-1, 9)
     cell_x = abs(float(x[1] - x[0])) if len(x) > 1 else 1.0
     cell_y = abs(float(y[1] - y[0])) if len(y) > 1 else 1.0
     cell = max(cell_x, cell_y)
@@ -228,8 +242,8 @@ def _fit_planes(values, known, rows, columns, radius, x, y):
         left, right = np.maximum(at_x - size, 0), np.minimum(at_x + size + 1, nx)
         area = (bottom - top) * (right - left)
         stride = nx + 1
-        sums = (tables[bottom * stride + right] - tables[top * stride + right]
-                - tables[bottom * stride + left] + tables[top * stride + left]).T
+        sums = np.ascontiguousarray((tables[bottom * stride + right] - tables[top * stride + right]
+                                     - tables[bottom * stride + left] + tables[top * stride + left]).T)
         s, sx, sy, sxx, sxy, syy, su, sxu, syu = sums
         if size == sizes[-1]:
             take = s > 0
@@ -318,30 +332,45 @@ def extend_photo(rgb: np.ndarray, layer: FillLayer) -> np.ndarray:
     margin = max(16, max(height, width) // 10)
     rows, columns = np.flatnonzero(layer.hidden.any(axis=1)), np.flatnonzero(layer.hidden.any(axis=0))
     window = np.s_[max(rows[0] - margin, 0):rows[-1] + 1 + margin, max(columns[0] - margin, 0):columns[-1] + 1 + margin]
+    # premultiplied colour and its weight as the four channels of one image: one pyrDown per level
     weight = layer.source[window].astype(np.float32)
-    premultiplied = rgb[window][..., :3].astype(np.float32) * weight[..., None]
-    levels = [(premultiplied, weight)]
-    while min(levels[-1][1].shape) > 4:
-        colour, w = levels[-1]
-        levels.append((cv2.pyrDown(colour), cv2.pyrDown(w)))
+    premultiplied = np.empty(weight.shape + (4,), dtype=np.float32)
+    np.multiply(rgb[window][..., :3], weight[..., None], out=premultiplied[..., :3], casting="unsafe")
+    premultiplied[..., 3] = weight
+    pyramid = [premultiplied]
+    while min(pyramid[-1].shape[:2]) > 4:
+        pyramid.append(cv2.pyrDown(pyramid[-1]))
+    levels = [(level[..., :3], level[..., 3]) for level in pyramid]
     colour, w = levels[-1]
     estimate = colour / np.maximum(w, 1e-6)[..., None]
-    for colour, w in reversed(levels[:-1]):
+    hidden = layer.hidden[window]
+    for level, (colour, w) in reversed(list(enumerate(levels[:-1]))):
         coarse = cv2.pyrUp(estimate, dstsize=(w.shape[1], w.shape[0]))
+        if level == 0:  # the photo's own resolution: only the hidden pixels' estimate is used
+            colour, w, coarse = colour[hidden], w[hidden], coarse[hidden]
         trust = np.clip(w * 4.0, 0.0, 1.0)[..., None]  # a quarter of the window known is enough
         estimate = colour / np.maximum(w, 1e-6)[..., None] * trust + coarse * (1.0 - trust)
-    hidden = layer.hidden[window]
-    out[window][hidden] = np.clip(np.round(estimate[hidden]), 0, 255).astype(np.uint8)
+    out[window][hidden] = np.clip(np.round(estimate), 0, 255).astype(np.uint8)
     return out
 
 
-def compact(mesh: FilledMesh, n_grid: int) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+def compact(mesh: FilledMesh, keep: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """``grid.compact_vertices`` for a filled mesh: when every grid vertex is used (the usual case:
     the layer uses the far-side vertices of the torn cells) only the few added vertices are
-    renumbered, not the whole grid's faces and edges. -> (used or None, faces, edges)"""
+    renumbered, not the whole grid's faces and edges. keep: (ny-1, nx-1) bool the grid mesh's own
+    quads (its first ``photo_faces`` faces). -> (used or None, faces, edges)"""
+    # the grid faces use exactly the corners of the kept quads: read that off the (small) quad mask
+    # instead of scattering all F*4 corners; only the added faces are scattered
+    ny, nx = keep.shape[0] + 1, keep.shape[1] + 1
+    grid_used = np.zeros((ny, nx), dtype=bool)
+    grid_used[1:, :-1] |= keep
+    grid_used[1:, 1:] |= keep
+    grid_used[:-1, 1:] |= keep
+    grid_used[:-1, :-1] |= keep
     is_used = np.zeros(len(mesh.positions), dtype=bool)
-    is_used[mesh.faces.reshape(-1)] = True
-    if not is_used[:n_grid].all():
+    is_used[:ny * nx] = grid_used.reshape(-1)
+    is_used[mesh.faces[mesh.photo_faces:].reshape(-1)] = True
+    if not is_used[:ny * nx].all():
         return compact_vertices(len(mesh.positions), mesh.faces, mesh.edges)
     if is_used.all():
         return None, mesh.faces, mesh.edges
@@ -376,13 +405,15 @@ class FilledMesh:
     photo_edges: int
 
 
-def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges, bg: Background | None,
+def add_layer_and_rim(values, positions, keep, torn, bg: Background | None,
                       tear_threshold, jump_scale, xs, ys, width, height, focal, pivot) -> FilledMesh:
-    """Append the background layer (``bg``; None = no layer) and the rim to a grid mesh.
+    """The grid mesh of the ``keep`` quads with the background layer (``bg``; None = no layer) and
+    the rim appended.
 
     values: (ny, nx) float32 distance; positions: (ny*nx, 3) float32; keep, torn: (ny-1, nx-1)
-    bool kept quads and quads dropped for a depth jump; faces, edges, corner_edges: the kept
-    quads' topology in grid vertex indices (``grid.grid_topology``). The layer's quads
+    bool kept quads and quads dropped for a depth jump. The grid's own topology
+    (``grid.grid_topology``) is built here, in arrays sized for the added faces, so they are
+    written in place rather than appended by a copy of the whole mesh. The layer's quads
     are those with a band corner that do not tear on the layer's depth, plus every torn cell;
     each reuses the grid vertex at every corner that is not on the band.
     """
@@ -393,26 +424,28 @@ def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges,
 
     def quad_corners(quads):  # (k,) quad indices -> (k, 4) grid vertices, the order grid_topology uses
         top_left = quads + quads // (nx - 1)
-        return np.stack([top_left + nx, top_left + nx + 1, top_left + 1, top_left], -1)
+        corners = np.empty((len(quads), 4), dtype=top_left.dtype)
+        corners[:, 0], corners[:, 1], corners[:, 2], corners[:, 3] = top_left + nx, top_left + nx + 1, top_left + 1, top_left
+        return corners
 
     # the layer: a vertex per band vertex, quads with a band corner that hold together on the layer's depth
     if bg is not None and bg.band.any():
         band = bg.band
         band_index = np.flatnonzero(band.reshape(-1))
-        layer_keep = quad_keep_mask(bg.depth, tear_threshold, relative=True, jump_scale=jump_scale)
-        layer_keep &= band[1:, :-1] | band[1:, 1:] | band[:-1, 1:] | band[:-1, :-1]
+        # only quads with a band corner can hold the layer: test those within the band's bounding box
+        band_rows, band_columns = np.flatnonzero(band.any(axis=1)), np.flatnonzero(band.any(axis=0))
+        quad_rows = np.s_[max(band_rows[0] - 1, 0):min(band_rows[-1] + 1, ny - 1)]
+        quad_columns = np.s_[max(band_columns[0] - 1, 0):min(band_columns[-1] + 1, nx - 1)]
+        corner_window = np.s_[quad_rows.start:quad_rows.stop + 1, quad_columns.start:quad_columns.stop + 1]
+        band_part = band[corner_window]
+        layer_keep = np.zeros_like(keep)
+        layer_keep[quad_rows, quad_columns] = (
+            quad_keep_mask(bg.depth[corner_window], tear_threshold, relative=True, jump_scale=jump_scale)
+            & (band_part[1:, :-1] | band_part[1:, 1:] | band_part[:-1, 1:] | band_part[:-1, :-1]))
         # every torn cell gets a layer face, also where the layer still jumps (a continuous slope too
         # steep for the threshold, not an occlusion): through the camera no cell stays open
         layer_keep |= torn
-        band_flat = band.reshape(-1)
-
-        def layer_of(vertices):  # grid vertices -> the layer's vertex where on the band, else themselves
-            mapped = vertices.copy()
-            on_band = band_flat[vertices]
-            mapped[on_band] = n_grid + np.searchsorted(band_index, vertices[on_band])
-            return mapped
-
-        band_flat = band_flat.copy()
+        band_flat = band.reshape(-1).copy()
         layer_quad_index = np.flatnonzero(layer_keep.reshape(-1))
         layer_quads = quad_corners(layer_quad_index)
         # a band vertex whose layer quads all tore gets no vertex (nothing to renumber afterwards)
@@ -420,6 +453,18 @@ def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges,
         used[layer_quads[band_flat[layer_quads]]] = True
         band_flat &= used
         band_index = np.flatnonzero(band_flat)
+        # band vertex k (in grid order) gets layer vertex n_grid + k: a running count over the grid
+        # rows the band spans gives every band vertex its k by one look-up (no search)
+        first_flat = band_rows[0] * nx
+        layer_vertex = np.cumsum(band_flat[first_flat:(band_rows[-1] + 1) * nx], dtype=np.int64)
+        layer_vertex += n_grid - 1
+
+        def layer_of(vertices):  # grid vertices -> the layer's vertex where on the band, else themselves
+            mapped = vertices.copy()
+            on_band = band_flat[vertices]
+            mapped[on_band] = layer_vertex[vertices[on_band] - first_flat]
+            return mapped
+
         layer_faces = layer_of(layer_quads)
         layer_depth = bg.depth.reshape(-1)[band_index]
     else:
@@ -482,10 +527,14 @@ def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges,
     new_positions[:, 1] = new_z - pivot
     new_positions[:, 2] = (height / 2 - new_y) / focal * new_z
 
+    # the grid mesh's topology with room for the added faces: they are written in place
+    n_photo = int(np.count_nonzero(keep))
+    n_extra = len(layer_faces) + sum(len(f) for f in rim_faces)
+    all_faces, edges, all_corner_edges = grid_topology(keep, spare_faces=n_extra)
+    np.concatenate([layer_faces, *rim_faces], out=all_faces[n_photo:], casting="unsafe")
+
     # UVs: pixel centres, the frame edge for rim vertices; every face corner's gathered as one
     # 8-byte (u, v) item in a single pass over all faces (as build._corner_uvs does for the grid)
-    extra_faces = np.concatenate([layer_faces, *rim_faces]).astype(np.int64)
-    all_faces = np.concatenate([faces, extra_faces.astype(np.int32)])
     vertex_uv = np.empty((first_rim + n_rim, 2), dtype=np.float32)
     grid_uv = vertex_uv[:n_grid].reshape(ny, nx, 2)
     grid_uv[..., 0] = ((xs + 0.5) / width).astype(np.float32)[None, :]
@@ -497,47 +546,116 @@ def add_layer_and_rim(values, positions, keep, torn, faces, edges, corner_edges,
 
     # layer faces over torn cells are what the camera sees there: they show the photo itself
     layer_material = np.where(torn.reshape(-1)[layer_quad_index], 0, LAYER_MATERIAL_INDEX).astype(np.int32)
-    extra_material = np.concatenate([layer_material, *rim_material])
-    all_edges, extra_corner_edges = _extra_edges(edges, extra_faces, first_rim + n_rim, n_grid)
+    material_index = np.zeros(len(all_faces), np.int32)  # zeroed pages: only the added faces' are written
+    material_index[n_photo:] = np.concatenate([layer_material, *rim_material])
+    grid_index = np.empty(len(vertex_uv), np.int32)
+    grid_index[:n_grid] = np.arange(n_grid, dtype=np.int32)
+    grid_index[n_grid:first_rim], grid_index[first_rim:] = band_index, rim_grid
+    all_edges, all_corner_edges[4 * n_photo:] = _extra_edges(
+        edges, layer_keep, layer_of, np.concatenate(rim_faces).astype(np.int64), first_rim + n_rim, n_grid)
     return FilledMesh(
         positions=np.concatenate([positions, new_positions]),
         depth=np.concatenate([values.reshape(-1), layer_depth, rim_depth]).astype(np.float32, copy=False),
-        grid_index=np.concatenate([np.arange(n_grid, dtype=np.int32), band_index.astype(np.int32),
-                                   rim_grid.astype(np.int32)]),
+        grid_index=grid_index,
         faces=all_faces,
         edges=all_edges,
-        corner_edges=np.concatenate([corner_edges, extra_corner_edges]),
+        corner_edges=all_corner_edges,
         corner_uvs=corner_uvs,
-        material_index=np.concatenate([np.zeros(len(faces), np.int32), extra_material]),
-        photo_faces=len(faces), photo_edges=len(edges),
+        material_index=material_index,
+        photo_faces=n_photo, photo_edges=len(edges),
     )
 
 
-def _extra_edges(edges, extra_faces, n_vertices, n_grid) -> tuple[np.ndarray, np.ndarray]:
-    """Edges of the added faces: those the grid mesh already has are reused, the rest appended.
+def _extra_edges(edges, layer_keep, layer_of, rim_faces, n_vertices, n_grid) -> tuple[np.ndarray, np.ndarray]:
+    """Edges of the added faces (the layer's, then the rim's): those the mesh already has are
+    reused, the rest appended.
 
-    The added faces are few (a band along the tears and the border), so deduplicating their
-    edges by sorting is cheap; of the grid's edges only those between vertices the added faces
-    touch are looked at. -> (all edges (E', 2) int32, corner edges of the added faces (4 F',) int32)
+    edges: (E, 2) int32 the grid mesh's edges as ``grid.grid_topology`` orders them;
+    layer_keep: (ny-1, nx-1) bool the layer's quads, whose corners ``layer_of`` maps from grid
+    vertices to the layer's (or the grid's) vertex; rim_faces: (R, 4) the rim's faces.
+    The layer is a grid on relabelled vertices, so its edges are read off the grid structure
+    (``grid_topology`` on the layer's bounding box) instead of sorting its faces' edges; only
+    the few rim faces' edges are deduplicated by sorting.
+    -> (all edges (E', 2) int32, corner edges of the layer's then the rim's faces (4 F',) int32)
     """
-    first = extra_faces.reshape(-1)
-    second = np.roll(extra_faces, -1, axis=1).reshape(-1)
+    ny, nx = layer_keep.shape[0] + 1, layer_keep.shape[1] + 1
+    n_edges = len(edges)
+    if layer_keep.any():
+        quad_rows, quad_columns = np.flatnonzero(layer_keep.any(axis=1)), np.flatnonzero(layer_keep.any(axis=0))
+        top, left = quad_rows[0], quad_columns[0]
+        _, box_edges, box_corner_edges = grid_topology(layer_keep[top:quad_rows[-1] + 1, left:quad_columns[-1] + 1])
+        box_row, box_column = np.divmod(box_edges.astype(np.int64), quad_columns[-1] - left + 2)
+        lattice_row, lattice_column = box_row + top, box_column + left   # (k, 2) grid rows/columns of the ends
+        layer_pairs = layer_of(lattice_row * nx + lattice_column)
+        layer_index = _grid_edge_index(edges, layer_pairs, n_grid)
+        new = layer_index < 0
+        layer_index[new] = n_edges + np.arange(int(new.sum()))
+        new_layer_pairs = layer_pairs[new]
+        layer_corner_edges = layer_index[box_corner_edges]
+        # the rim's inner edges that are the layer's lie on the photo's border
+        on_border = (((lattice_row == 0) | (lattice_row == ny - 1)).all(axis=1)
+                     | ((lattice_column == 0) | (lattice_column == nx - 1)).all(axis=1))
+        border_pairs, border_index = layer_pairs[on_border], layer_index[on_border]
+    else:
+        new_layer_pairs = np.zeros((0, 2), dtype=np.int64)
+        layer_corner_edges = np.zeros(0, dtype=np.int64)
+        border_pairs, border_index = new_layer_pairs, layer_corner_edges
+    first = rim_faces.reshape(-1)
+    second = np.roll(rim_faces, -1, axis=1).reshape(-1)
     keys = np.minimum(first, second) * n_vertices + np.maximum(first, second)
     unique, inverse = np.unique(keys, return_inverse=True)
-    edge_index = np.full(len(unique), -1, dtype=np.int64)
-    touched = np.zeros(n_grid, dtype=bool)
-    touched[first[first < n_grid]] = True
-    candidates = np.flatnonzero(touched[edges[:, 0]] & touched[edges[:, 1]])
-    if len(candidates):
-        pairs = edges[candidates].astype(np.int64)
-        grid_keys = pairs.min(axis=1) * n_vertices + pairs.max(axis=1)
-        where = np.clip(np.searchsorted(unique, grid_keys), 0, len(unique) - 1)
-        found = unique[where] == grid_keys
-        edge_index[where[found]] = candidates[found]
-    new = edge_index < 0
-    edge_index[new] = len(edges) + np.arange(int(new.sum()))
-    new_pairs = np.stack([unique[new] // n_vertices, unique[new] % n_vertices], -1).astype(np.int32)
-    return np.concatenate([edges, new_pairs]), edge_index[inverse].astype(np.int32)
+    low, high = np.divmod(unique, n_vertices)
+    rim_index = _grid_edge_index(edges, np.stack([low, high], -1), n_grid)
+    if len(border_pairs) and len(unique):
+        border_keys = border_pairs.min(axis=1) * n_vertices + border_pairs.max(axis=1)
+        order = np.argsort(border_keys)
+        where = np.minimum(np.searchsorted(border_keys[order], unique), len(order) - 1)
+        found = (rim_index < 0) & (border_keys[order][where] == unique)
+        rim_index[found] = border_index[order][where[found]]
+    new = rim_index < 0
+    rim_index[new] = n_edges + len(new_layer_pairs) + np.arange(int(new.sum()))
+    new_rim_pairs = np.stack([low[new], high[new]], -1)
+    all_edges = np.concatenate([edges, new_layer_pairs.astype(np.int32), new_rim_pairs.astype(np.int32)])
+    return all_edges, np.concatenate([layer_corner_edges, rim_index[inverse]]).astype(np.int32)
+
+
+def _grid_edge_index(edges, pairs, n_grid) -> np.ndarray:
+    """(k,) int64 index in ``edges`` of each of the (k, 2) vertex ``pairs`` that is a grid edge
+    ``(v, v + 1)`` or ``(v, v + nx)`` of the grid mesh, -1 for the others.
+
+    edges: (E, 2) int32 as ``grid.grid_topology`` orders them (horizontal edges by increasing
+    start vertex, then vertical ones): found by binary search in those two sorted blocks, not by
+    a pass over all edges.
+    """
+    index = np.full(len(pairs), -1, dtype=np.int64)
+    on_grid = np.flatnonzero((pairs < n_grid).all(axis=1))
+    if not len(edges) or not len(on_grid):
+        return index
+    # each (start, end) int32 pair read as one int64: within each block the starts increase with a
+    # fixed step, so these increase too (and compare equal exactly when both ends match)
+    packed = np.ascontiguousarray(edges).view(np.int64).reshape(-1)
+    n_horizontal = _first_true(lambda i: edges[i, 1] - edges[i, 0] != 1, len(edges))
+    wanted = np.ascontiguousarray(pairs[on_grid], dtype=np.int32).view(np.int64).reshape(-1)
+    for block_start, block_end in ((0, n_horizontal), (n_horizontal, len(edges))):
+        block = packed[block_start:block_end]
+        if not len(block):
+            continue
+        where = np.minimum(np.searchsorted(block, wanted), len(block) - 1)
+        found = block[where] == wanted
+        index[on_grid[found]] = block_start + where[found]
+    return index
+
+
+def _first_true(predicate, size: int) -> int:
+    """The first index in ``0..size`` where the monotone ``predicate`` holds (``size`` if none)."""
+    lo, hi = 0, size
+    while lo < hi:
+        middle = (lo + hi) // 2
+        if predicate(middle):
+            hi = middle
+        else:
+            lo = middle + 1
+    return lo
 
 
 def _import_cv2():

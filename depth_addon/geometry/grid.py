@@ -55,10 +55,11 @@ def quad_keep_mask(values: np.ndarray, tear_threshold: float | None, relative: b
 
     -> (ny-1, nx-1) bool
     """
+    if tear_threshold is None:  # no depth values needed: four passes over a bool image, no corner stack
+        valid = np.isfinite(values)
+        return valid[1:, :-1] & valid[1:, 1:] & valid[:-1, 1:] & valid[:-1, :-1]
     corners = np.stack([values[1:, :-1], values[1:, 1:], values[:-1, 1:], values[:-1, :-1]])
     keep = np.isfinite(corners).all(axis=0)
-    if tear_threshold is None:
-        return keep
     with np.errstate(invalid="ignore", divide="ignore"):
         lo = corners.min(axis=0)
         jump = corners.max(axis=0) - lo
@@ -84,16 +85,18 @@ def tear_jump_scale(height: int, width: int, xs: np.ndarray, ys: np.ndarray) -> 
     return float(reference / spacing)
 
 
-def grid_topology(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def grid_topology(keep: np.ndarray, spare_faces: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Faces, edges and face-corner edges of the kept quads of a grid, in numpy.
 
     Edges are read off the grid structure instead of deduplicating face edges: the
     horizontal edge right of vertex (i, j) exists when the quad above or below it is kept,
     the vertical edge below it when the quad left or right of it is kept.
 
-    keep: (ny-1, nx-1) bool
-    -> faces: (F, 4) int32 grid vertex indices, edges: (E, 2) int32 grid vertex indices,
-       corner_edges: (F*4,) int32 edge index of the edge leaving each face corner.
+    keep: (ny-1, nx-1) bool; spare_faces: rows left unset at the end of ``faces`` and
+    ``corner_edges`` for faces a caller adds (the fill's layer), so that it need not copy them.
+    -> faces: (F + spare_faces, 4) int32 grid vertex indices, edges: (E, 2) int32 grid vertex
+       indices, corner_edges: ((F + spare_faces)*4,) int32 edge index of the edge leaving each
+       face corner.
     """
     qy, qx = keep.shape
     ny, nx = qy + 1, qx + 1
@@ -122,16 +125,17 @@ def grid_topology(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
     quads = np.flatnonzero(keep.ravel()).astype(np.int32)
     top_left = quads + quads // np.int32(nx - 1)       # grid vertex (i, j) of quad (i, j)
-    faces = np.empty((len(quads), 4), dtype=np.int32)
-    faces[:, 0] = top_left + np.int32(nx)              # bottom-left
-    faces[:, 1] = top_left + np.int32(nx + 1)          # bottom-right
-    faces[:, 2] = top_left + 1                         # top-right
-    faces[:, 3] = top_left                             # top-left
-    corner_edges = np.empty((len(quads), 4), dtype=np.int32)
-    corner_edges[:, 0] = h_id[quads + np.int32(nx - 1)]  # bottom-left -> bottom-right
-    corner_edges[:, 1] = v_id[top_left + 1]              # bottom-right -> top-right
-    corner_edges[:, 2] = h_id[quads]                     # top-right -> top-left
-    corner_edges[:, 3] = v_id[top_left]                  # top-left -> bottom-left
+    n = len(quads)
+    faces = np.empty((n + spare_faces, 4), dtype=np.int32)
+    faces[:n, 0] = top_left + np.int32(nx)              # bottom-left
+    faces[:n, 1] = top_left + np.int32(nx + 1)          # bottom-right
+    faces[:n, 2] = top_left + 1                         # top-right
+    faces[:n, 3] = top_left                             # top-left
+    corner_edges = np.empty((n + spare_faces, 4), dtype=np.int32)
+    corner_edges[:n, 0] = h_id[quads + np.int32(nx - 1)]  # bottom-left -> bottom-right
+    corner_edges[:n, 1] = v_id[top_left + 1]              # bottom-right -> top-right
+    corner_edges[:n, 2] = h_id[quads]                     # top-right -> top-left
+    corner_edges[:n, 3] = v_id[top_left]                  # top-left -> bottom-left
     return faces, edges, corner_edges.reshape(-1)
 
 
