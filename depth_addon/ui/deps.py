@@ -38,7 +38,7 @@ DEPS_DIR_ENV = "DEPTH_ADDON_DEPS_DIR"
 
 
 class DependencyInstallError(DepthAddonError):
-    """The installer cannot or did not install torch + timm (message says why and what to do)."""
+    """The installer cannot or did not install torch, timm, OpenCV and Pillow (message says why and what to do)."""
 
 
 @dataclass(frozen=True)

@@ -564,7 +564,7 @@ class DEPTH_ADDON_OT_install_dependencies(_JobOperator, Operator):
                                    "see the system console for pip's output")
             print(job.result)
             return {"CANCELLED"}
-        self.report({"INFO"}, f"torch and timm installed ({job.build.label}); Image to Depth Mesh is ready"
+        self.report({"INFO"}, f"torch, timm, OpenCV and Pillow installed ({job.build.label}); Image to Depth Mesh is ready"
                               + (" after restarting Blender" if "torch" in sys.modules else ""))
         return {"FINISHED"}
 

@@ -165,7 +165,7 @@ def _draw_dependencies(prefs, box) -> None:
             col.label(text=f"{build.description}: {build.download}, from {build.index_name}")
         col.label(text=f"Installs into {folder}")
         col.operator("depth_addon.install_dependencies", icon="IMPORT",
-                     text="Install torch + timm" if missing else "Reinstall torch + timm")
+                     text="Install torch, timm, OpenCV, Pillow" if missing else "Reinstall torch, timm, OpenCV, Pillow")
     if folder.is_dir():
         col.operator("depth_addon.remove_dependencies", icon="TRASH")
 
