@@ -261,7 +261,7 @@ def read_depth_tags(path: str | os.PathLike) -> dict | None:
             sidecar = path.with_name(path.name + ".json")
             text = sidecar.read_text(encoding="utf-8") if sidecar.is_file() else None
         elif suffix == ".exr":
-            from .blender.exr import read_exr_strings
+            from .exr import read_exr_strings
 
             with open(path, "rb") as fh:
                 text = read_exr_strings(fh.read(1 << 16)).get(DEPTH_TAG)
@@ -353,7 +353,7 @@ def write_depth(path: str | os.PathLike, depth: np.ndarray, colormap: str | None
     elif suffix == ".png":
         payload = _png_with_text(_encode_png(-depth if flip else depth, colormap), DEPTH_TAG, tags)
     elif suffix == ".exr":
-        from .blender.exr import encode_gray_exr  # numpy only: our encoder can write header attributes
+        from .exr import encode_gray_exr  # our encoder can write header attributes
 
         payload = encode_gray_exr(depth.astype(np.float32), {DEPTH_TAG: tags})
     else:

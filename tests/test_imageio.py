@@ -346,7 +346,7 @@ def test_depth_files_record_what_they_hold(tmp_path, suffix):
     """In the format's own metadata: PNG tEXt, EXR string attribute, TIFF ImageDescription, .npy sidecar."""
     import json
 
-    from depth_addon.blender.exr import read_exr_strings
+    from depth_addon.exr import read_exr_strings
     from depth_addon.imageio import DEPTH_TAG, depth_file_kind, read_depth_tags
 
     depth = np.linspace(0.5, 7.25, 12 * 9, dtype=np.float32).reshape(9, 12)

@@ -9,8 +9,8 @@ import bpy
 import numpy as np
 from mathutils import Euler, Matrix, Vector
 
+from ..exr import encode_gray_exr
 from ..geometry import CameraModel
-from .exr import encode_gray_exr
 from .mesh import COLOR_ATTRIBUTE
 
 SENSOR_WIDTH_MM = 36.0

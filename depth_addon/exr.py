@@ -1,6 +1,8 @@
 """A minimal OpenEXR encoder: one float32 ``Y`` channel, uncompressed scanlines (numpy only).
 
-Used to pack the stored depth map into its Image datablock: Blender's own ``Image.pack()``
+Part of the bpy-free core: ``imageio.write_depth`` writes ``.exr`` depth files with it (with a
+header attribute recording what they hold), and the Blender layer packs the stored depth map into
+its Image datablock with it: Blender's own ``Image.pack()``
 zip-compresses four RGBA channels, which costs tens of milliseconds for a 2 MP map; this
 writes the exact float32 values in one copy and Blender reads them back bit for bit
 (as a grey image, ``R = G = B = Y``). Layout per the OpenEXR file-layout spec: magic and
