@@ -43,6 +43,13 @@ PY
 )"
 want="$({ echo "$constraints"; cat "$root/requirements/dev.txt"; echo "$cpu_index"; } | sha256sum | cut -d' ' -f1)"
 
+# Two runs at once (two terminals, parallel jobs on one checkout) must not build one venv together:
+# the second waits here for the first's set-up (not for its run: the lock is let go before exec).
+if command -v flock >/dev/null 2>&1; then
+    mkdir -p "$(dirname "$venv")"
+    exec 9>"$venv.lock"
+    flock 9
+fi
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "Setting up the virtual environment in $venv (bpy $bpy_version, torch CPU, timm; first time only) ..." >&2
     rm -rf "$venv"
@@ -66,6 +73,7 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
     echo "$want" > "$stamp"
     echo "Virtual environment ready ($(grep -c . <("$venv/bin/python" -m pip freeze)) packages)." >&2
 fi
+if command -v flock >/dev/null 2>&1; then flock -u 9; exec 9>&-; fi
 
 cd "$root"
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"

@@ -9,6 +9,7 @@ starts from an empty factory scene.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -30,6 +31,22 @@ os.environ.setdefault("DEPTH_ADDON_WEIGHTS_DIR", tempfile.mkdtemp(prefix="depth_
 # The installer's dependencies folder (normally ~/.local/share/depth_addon/py311): never the real one.
 os.environ.setdefault("DEPTH_ADDON_DEPS_DIR", tempfile.mkdtemp(prefix="depth_addon_deps_"))
 os.environ.setdefault("DEPTH_ADDON_WEIGHTS_URL_BASE", "http://127.0.0.1:9/no-network-in-tests")
+
+
+def run_python(*args, code: str | None = None, env: dict | None = None, cwd: Path = REPO_ROOT,
+               timeout: float = 300) -> subprocess.CompletedProcess:
+    """This Python in a fresh process: ``python -c code *args`` (or ``python *args``), text output
+    captured. ``env`` entries are added to this process's environment (which already points the
+    weights, dependencies and Blender user folders at temp folders)."""
+    command = [sys.executable, *(("-c", code) if code is not None else ()), *map(str, args)]
+    return subprocess.run(command, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def run_cli(*args, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m depth_addon *args`` from the repository root (this checkout's package)."""
+    return run_python("-m", "depth_addon", *args, env={"PYTHONPATH": str(REPO_ROOT), **(env or {})},
+                      timeout=timeout)
 
 
 @pytest.fixture(autouse=True)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, SAMPLES
+from conftest import SAMPLES, run_cli
 from depth_addon.errors import DepthAddonError
 from depth_addon.settings import BuildSettings
 
@@ -40,8 +38,7 @@ def test_numpy_numbers_are_fine():
 
 
 def run_mesh(*args):
-    return subprocess.run([sys.executable, "-m", "depth_addon", "mesh", *map(str, args)], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=300)
+    return run_cli("mesh", *args)
 
 
 @pytest.mark.pure
@@ -62,8 +59,7 @@ def test_mesh_output_path_problems_exit_2_before_work(tmp_path, sample_photo, wh
 def test_depth_output_into_a_file_exits_2(tmp_path, sample_photo):
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")
-    result = subprocess.run([sys.executable, "-m", "depth_addon", "depth", str(sample_photo), "-o",
-                             str(blocker / "d.png")], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    result = run_cli("depth", sample_photo, "-o", blocker / "d.png")
     assert result.returncode == 2 and result.stderr.startswith("error: cannot write") and "is a file" in result.stderr
 
 

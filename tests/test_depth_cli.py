@@ -7,9 +7,6 @@ function, not Blender's) to check stages, cancelling, the CPU fallback and the C
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +14,7 @@ import pytest
 from PIL import Image
 from test_weights import FILENAME, PAYLOAD, serve_weights
 
-from conftest import REPO_ROOT, reference_checkpoint, reference_data
+from conftest import REPO_ROOT, reference_checkpoint, reference_data, run_cli, run_python
 from depth_addon import midas, pipeline
 from depth_addon.cli import main
 from depth_addon.errors import CancelledError, DepthAddonError, WeightsUnavailableError
@@ -197,9 +194,7 @@ def test_pipeline_refuses_bad_arguments_before_any_download(server, empty_cache,
 
 
 def _cli(*args, env=None):
-    full_env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "depth_addon", "depth", *map(str, args)], cwd=REPO_ROOT,
-                          env=full_env, capture_output=True, text=True, timeout=300)
+    return run_cli("depth", *args, env=env)
 
 
 @pytest.mark.pure
@@ -236,8 +231,7 @@ def test_cli_user_errors_exit_2(photo, tmp_path, args, problem, capsys):
 @pytest.mark.pure
 def test_cli_help_works_without_docstrings():
     """python -OO strips docstrings; the parser must not be built from them."""
-    result = subprocess.run([sys.executable, "-OO", "-m", "depth_addon", "--help"], cwd=REPO_ROOT,
-                            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True, text=True)
+    result = run_python("-OO", "-m", "depth_addon", "--help", env={"PYTHONPATH": str(REPO_ROOT)})
     assert result.returncode == 0, result.stderr
     assert "depth" in result.stdout and "mesh" in result.stdout
 

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -19,15 +18,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO_ROOT, SAMPLES
+from conftest import SAMPLES, run_cli
 
 SAMPLE_DEPTH = SAMPLES / "chelsea_depth.png"
 NODE_TOOLS = Path(__file__).with_name("node")
 
 
 def run_mesh(*args, check=True):
-    result = subprocess.run([sys.executable, "-m", "depth_addon", "mesh", *map(str, args)], cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=600)
+    result = run_cli("mesh", *args, timeout=600)
     if check:
         assert result.returncode == 0, result.stderr
     return result

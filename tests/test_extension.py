@@ -17,7 +17,7 @@ import zipfile
 
 import pytest
 
-from conftest import REPO_ROOT, SAMPLES, reference_checkpoint
+from conftest import REPO_ROOT, SAMPLES, reference_checkpoint, run_python
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 import build_extension
@@ -45,7 +45,7 @@ def test_blender_ext_is_found_without_importing_bpy():
     code = ("import sys; sys.path.insert(0, 'scripts'); import build_extension; "
             "path = build_extension.find_blender_ext(); assert path.name == 'blender_ext.py', path; "
             "assert 'bpy' not in sys.modules")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
+    result = run_python(code=code)
     assert result.returncode == 0, result.stderr
 
 

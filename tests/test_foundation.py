@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import run_python
 
 # Modules that must import in plain Python with no Blender at all.
 CORE_MODULES = [
@@ -36,16 +33,29 @@ def test_core_imports_without_bpy(module):
         "heavy = sorted(m for m in ('torch', 'timm', 'bpy', 'cv2') if sys.modules.get(m) is not None); "
         "assert not heavy, f'imported at module level: {heavy}'"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
+    result = run_python(code=code)
     assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.blender
 def test_register_unregister_twice():
-    import bpy  # noqa: F401
+    """Each register() adds the operators, panels and scene settings; each unregister() takes them all away."""
+    import bpy
 
     import depth_addon
 
+    def registered() -> dict[str, bool]:
+        return {
+            "operator": hasattr(bpy.types, "DEPTH_ADDON_OT_image_to_object"),
+            "operator call": "image_to_object" in dir(bpy.ops.depth_addon),
+            "panel": hasattr(bpy.types, "VIEW3D_PT_depth_addon"),
+            "scene settings": hasattr(bpy.types.Scene, "depth_addon"),
+        }
+
+    assert not any(registered().values()), registered()
     for _ in range(2):
         depth_addon.register()
+        assert all(registered().values()), registered()
+        assert bpy.ops.depth_addon.image_to_object.poll() in (True, False)  # callable, not a stale handle
         depth_addon.unregister()
+        assert not any(registered().values()), registered()

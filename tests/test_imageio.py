@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
 import sys
 import warnings
 
@@ -12,7 +11,7 @@ import pytest
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 
-from conftest import REPO_ROOT
+from conftest import run_python
 from depth_addon.errors import DepthAddonError, ImageReadError
 from depth_addon.imageio import (
     COLORMAPS,
@@ -333,8 +332,7 @@ def test_failed_write_leaves_no_half_file_and_keeps_the_old_one(tmp_path, suffix
         "except DepthAddonError as exc:\n"
         "    print(exc)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code, str(out)], cwd=REPO_ROOT, capture_output=True,
-                            text=True, timeout=120)
+    result = run_python(out, code=code, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"cannot write {out}")
     assert out.read_bytes() == b"the previous depth file"

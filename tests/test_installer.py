@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, run_python
 from depth_addon.ui import deps
 from depth_addon.ui.deps import Platform
 
@@ -426,7 +426,6 @@ os._exit(0)  # Blender's own teardown can crash (4.2) or hang (4.5) at exit; the
 def test_depth_map_import_works_without_torch_pillow_or_opencv(tmp_path, sample_photo):
     """A stock Blender's Python (numpy only): the depth map imports, the network run names what is missing."""
     import json
-    import subprocess
 
     import bpy
 
@@ -435,9 +434,8 @@ def test_depth_map_import_works_without_torch_pillow_or_opencv(tmp_path, sample_
     depth_file = str(REPO_ROOT / "samples" / "chelsea_depth.png")
     script = tmp_path / "no_libraries.py"
     script.write_text(NO_PICTURE_LIBRARIES)
-    env = {**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "user")}
-    result = subprocess.run([sys.executable, str(script), str(sample_photo), depth_file], cwd=REPO_ROOT,
-                            env=env, capture_output=True, text=True, timeout=300)
+    env = {"BLENDER_USER_RESOURCES": str(tmp_path / "user")}
+    result = run_python(script, sample_photo, depth_file, env=env)
     lines = [line for line in result.stdout.splitlines() if line.startswith("REPORT ")]
     assert lines, result.stdout[-2000:] + result.stderr[-2000:]
     report = json.loads(lines[-1][len("REPORT "):])
@@ -462,16 +460,15 @@ def test_depth_map_import_works_without_torch_pillow_or_opencv(tmp_path, sample_
 
 @pytest.mark.pure
 def test_blender_script_finds_the_installed_dependencies(tmp_path):
-    import subprocess
 
     installed = tmp_path / f"py{sys.version_info[0]}{sys.version_info[1]}"
     (installed / "installed_by_depth_addon").mkdir(parents=True)
     (installed / "installed_by_depth_addon" / "__init__.py").write_text("FOUND = True\n")
     code = ("import runpy, sys; runpy.run_path(sys.argv[1], run_name='blender_depth_mesh'); "
             "import installed_by_depth_addon; print(sys.path.index(sys.argv[2]) == len(sys.path) - 1)")
-    env = {**os.environ, deps.DEPS_DIR_ENV: str(tmp_path)}
-    result = subprocess.run([sys.executable, "-c", code, str(REPO_ROOT / "scripts" / "blender_depth_mesh.py"),
-                             str(installed)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    env = {deps.DEPS_DIR_ENV: str(tmp_path)}
+    result = run_python(REPO_ROOT / "scripts" / "blender_depth_mesh.py", installed, code=code, env=env, cwd=tmp_path,
+                        timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "True", result.stderr
 
 

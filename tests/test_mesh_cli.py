@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import runpy
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO_ROOT, SAMPLES, point_count, point_object_type
+from conftest import REPO_ROOT, SAMPLES, point_count, point_object_type, run_cli, run_python
 
 SCRIPT = REPO_ROOT / "scripts" / "blender_depth_mesh.py"
 SAMPLE_DEPTH = SAMPLES / "chelsea_depth.png"
 
 
-def run_cli(*args, weights_dir):
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), DEPTH_ADDON_WEIGHTS_DIR=str(weights_dir))
-    return subprocess.run([sys.executable, "-m", "depth_addon", "mesh", *map(str, args)],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+def run_mesh(*args, weights_dir):
+    return run_cli("mesh", *args, env={"DEPTH_ADDON_WEIGHTS_DIR": str(weights_dir)})
 
 
 def script_main():
@@ -28,7 +23,7 @@ def script_main():
 @pytest.mark.pure
 def test_offline_without_weights_exits_2_and_writes_nothing(tmp_path, sample_photo):
     out = tmp_path / "out"
-    result = run_cli(sample_photo, "-o", out / "chelsea.blend", "-o", out / "chelsea.glb",
+    result = run_mesh(sample_photo, "-o", out / "chelsea.blend", "-o", out / "chelsea.glb",
                      weights_dir=tmp_path / "weights")
     assert result.returncode == 2, result.stderr
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -40,7 +35,7 @@ def test_offline_without_weights_exits_2_and_writes_nothing(tmp_path, sample_pho
 
 @pytest.mark.pure
 def test_unknown_output_format_exits_2(tmp_path, sample_photo):
-    result = run_cli(sample_photo, "--depth", SAMPLE_DEPTH, "-o", tmp_path / "x.fbx", weights_dir=tmp_path)
+    result = run_mesh(sample_photo, "--depth", SAMPLE_DEPTH, "-o", tmp_path / "x.fbx", weights_dir=tmp_path)
     assert result.returncode == 2 and ".fbx" in result.stderr
     assert not (tmp_path / "x.fbx").exists()
 
@@ -62,8 +57,7 @@ def test_without_bpy_exits_2_before_the_depth_work(tmp_path, sample_photo):
         "from depth_addon.cli import main\n"
         f"sys.exit(main(['mesh', {str(sample_photo)!r}, '--depth', {str(SAMPLE_DEPTH)!r}, '-o', {str(out)!r}]))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
-                            timeout=300)
+    result = run_python(code=code)
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("error: the mesh command needs Blender's Python module 'bpy'")
     assert result.stderr.count("\n") == 1 and not out.exists()
@@ -87,7 +81,7 @@ def test_cli_with_the_sample_depth_writes_blend_and_glb(tmp_path, sample_photo):
     import bpy
 
     out = tmp_path / "out"
-    result = run_cli(sample_photo, "--depth", SAMPLE_DEPTH, "--resolution", "96", "--no-tear",
+    result = run_mesh(sample_photo, "--depth", SAMPLE_DEPTH, "--resolution", "96", "--no-tear",
                      "-o", out / "chelsea.blend", "-o", out / "chelsea.glb", weights_dir=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (out / "chelsea.glb").stat().st_size > 0
@@ -126,7 +120,7 @@ def test_cli_runs_midas_with_a_weights_file(tmp_path, sample_photo):
 
     weights = reference_checkpoint("midas_v21_small_256")
     out = tmp_path / "midas"
-    result = run_cli(sample_photo, "--weights", weights, "--device", "cpu", "--resolution", "64",
+    result = run_mesh(sample_photo, "--weights", weights, "--device", "cpu", "--resolution", "64",
                      "-o", out / "chelsea.blend", weights_dir=tmp_path)
     assert result.returncode == 0, result.stderr
     bpy.ops.wm.open_mainfile(filepath=str(out / "chelsea.blend"))
@@ -154,7 +148,7 @@ def test_cli_runs_depth_anything_metric_in_metres(tmp_path, sample_photo):
 
     model = "depth_anything_v2_metric_hypersim_vits"
     out = tmp_path / "dav2"
-    result = run_cli(sample_photo, "--model", model, "--weights", reference_checkpoint(model), "--device", "cpu",
+    result = run_mesh(sample_photo, "--model", model, "--weights", reference_checkpoint(model), "--device", "cpu",
                      "--resolution", "48", "--no-tear", "-o", out / "chelsea.blend", weights_dir=tmp_path)
     assert result.returncode == 0, result.stderr
     bpy.ops.wm.open_mainfile(filepath=str(out / "chelsea.blend"))

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import reference_checkpoint, reference_data
+from conftest import reference_checkpoint, reference_data, run_python
 from depth_addon.errors import ModelUnavailableError
 from depth_addon.midas import get_spec, load_model
 
@@ -204,10 +204,7 @@ def test_fast_build_falls_back_when_a_buffer_cannot_be_recomputed(monkeypatch):
     ],
 )
 def test_missing_or_broken_torch_is_a_clear_error(tmp_path, fake_torch, shown):
-    import subprocess
-    import sys
 
-    from conftest import REPO_ROOT
 
     if fake_torch is None:
         setup = "sys.modules['torch'] = None"
@@ -224,7 +221,7 @@ def test_missing_or_broken_torch_is_a_clear_error(tmp_path, fake_torch, shown):
         "except DependencyMissingError as exc:\n"
         "    print(exc)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
+    result = run_python(code=code)
     assert result.returncode == 0, result.stderr
     assert shown in result.stdout and "pip install --force-reinstall torch timm" in result.stdout
 

@@ -10,7 +10,6 @@ taken from a popup menu that is begun but never shown (``popmenu_begin__internal
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 import threading
 import types
@@ -18,7 +17,7 @@ import types
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, SAMPLES, point_count, point_object_type, reference_checkpoint
+from conftest import SAMPLES, point_count, point_object_type, reference_checkpoint, run_python
 
 MODEL = "midas_v21_small_256"
 PHOTO = SAMPLES / "chelsea.jpg"
@@ -37,7 +36,7 @@ def test_ui_helpers_import_without_bpy_or_torch():
         "heavy = sorted(m for m in ('torch', 'timm', 'bpy') if sys.modules.get(m) is not None); "
         "assert not heavy, heavy"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
+    result = run_python(code=code)
     assert result.returncode == 0, result.stderr
 
 
@@ -209,8 +208,8 @@ def test_register_imports_neither_torch_nor_timm(tmp_path):
         # Blender 4.2's own teardown may crash at exit (SIGSEGV): the checks are done, end here.
         "import os; sys.stdout.flush(); os._exit(0)"
     )
-    env = {**__import__("os").environ, "BLENDER_USER_RESOURCES": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, env=env)
+    env = {"BLENDER_USER_RESOURCES": str(tmp_path)}
+    result = run_python(code=code, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -32,7 +32,7 @@ FIELD_UI: dict[str, dict] = {
         "perspective": ("Perspective", "Unproject through a pinhole camera: the camera sees exactly the photo", "VIEW_PERSPECTIVE"),
         "relief": ("Relief", "A flat plane displaced towards the viewer (bas-relief)", "VIEW_ORTHO"),
     }},
-    "fov_deg": {"name": "Field of View", "description": "Horizontal field of view in degrees. Off: from the photo's EXIF focal length, else 55°",
+    "fov_deg": {"name": "Field of View", "description": f"Horizontal field of view in degrees. Off: from the photo's EXIF focal length, else {DEFAULT_FOV_DEG:g}°",
                 "min": 1.0, "max": MAX_FOV_DEG, "none_default": DEFAULT_FOV_DEG},
     "resolution": {"name": "Resolution", "description": "Vertices along the longer image side",
                    "min": 2, "max": 16384, "soft_max": 2048},
