@@ -34,13 +34,17 @@ os.environ.setdefault("DEPTH_ADDON_WEIGHTS_URL_BASE", "http://127.0.0.1:9/no-net
 
 
 def run_python(*args, code: str | None = None, env: dict | None = None, cwd: Path = REPO_ROOT,
-               timeout: float = 300) -> subprocess.CompletedProcess:
+               timeout: float = 300, check: bool = False) -> subprocess.CompletedProcess:
     """This Python in a fresh process: ``python -c code *args`` (or ``python *args``), text output
     captured. ``env`` entries are added to this process's environment (which already points the
-    weights, dependencies and Blender user folders at temp folders)."""
+    weights, dependencies and Blender user folders at temp folders). ``check``: the test fails
+    with the process's stderr unless it exits 0."""
     command = [sys.executable, *(("-c", code) if code is not None else ()), *map(str, args)]
-    return subprocess.run(command, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True,
-                          timeout=timeout)
+    result = subprocess.run(command, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                            timeout=timeout)
+    if check:
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return result
 
 
 def run_cli(*args, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -276,12 +276,15 @@ def predicted(reference_photo) -> np.ndarray:
     return model.predict(reference_photo[1])
 
 
+def _depth_cli_writes(photo: Path, out: Path) -> Path:
+    argv = ["depth", str(photo), "-o", str(out), "--weights", str(reference_checkpoint(MODEL)), "--device", "cpu", "-q"]
+    assert main(argv) == 0
+    return out
+
+
 @pytest.mark.torch
 def test_cli_png_equals_write_depth_of_predict(reference_photo, predicted, tmp_path):
-    out = tmp_path / "depth.png"
-    argv = ["depth", str(reference_photo[0]), "-o", str(out), "--weights", str(reference_checkpoint(MODEL)),
-            "--device", "cpu", "-q"]
-    assert main(argv) == 0
+    out = _depth_cli_writes(reference_photo[0], tmp_path / "depth.png")
     write_depth(tmp_path / "expected.png", predicted)
     got, expected = read_depth(out), read_depth(tmp_path / "expected.png")
     assert got.shape == reference_photo[1].shape[:2]
@@ -291,11 +294,7 @@ def test_cli_png_equals_write_depth_of_predict(reference_photo, predicted, tmp_p
 
 @pytest.mark.torch
 def test_cli_npy_equals_predict_exactly(reference_photo, predicted, tmp_path):
-    out = tmp_path / "depth.npy"
-    argv = ["depth", str(reference_photo[0]), "-o", str(out), "--weights", str(reference_checkpoint(MODEL)),
-            "--device", "cpu", "-q"]
-    assert main(argv) == 0
-    got = np.load(out)
+    got = np.load(_depth_cli_writes(reference_photo[0], tmp_path / "depth.npy"))
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, predicted)
 

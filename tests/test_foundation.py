@@ -16,6 +16,8 @@ CORE_MODULES = [
     "depth_addon.midas.weights",
     "depth_addon.imageio",
     "depth_addon.pipeline",
+    "depth_addon.ui.jobs",
+    "depth_addon.ui.deps",
     "depth_addon.geometry",
     "depth_addon.cli",
     "depth_addon.cli.depth_cmd",
@@ -33,8 +35,7 @@ def test_core_imports_without_bpy(module):
         "heavy = sorted(m for m in ('torch', 'timm', 'bpy', 'cv2') if sys.modules.get(m) is not None); "
         "assert not heavy, f'imported at module level: {heavy}'"
     )
-    result = run_python(code=code)
-    assert result.returncode == 0, result.stderr
+    run_python(code=code, check=True)
 
 
 @pytest.mark.blender

@@ -221,8 +221,7 @@ def test_missing_or_broken_torch_is_a_clear_error(tmp_path, fake_torch, shown):
         "except DependencyMissingError as exc:\n"
         "    print(exc)\n"
     )
-    result = run_python(code=code)
-    assert result.returncode == 0, result.stderr
+    result = run_python(code=code, check=True)
     assert shown in result.stdout and "pip install --force-reinstall torch timm" in result.stdout
 
 

@@ -29,18 +29,6 @@ DATA_COLLECTIONS = ("objects", "meshes", "pointclouds", "cameras", "images", "ma
 
 
 @pytest.mark.pure
-def test_ui_helpers_import_without_bpy_or_torch():
-    code = (
-        "import sys; sys.modules['bpy'] = None; "
-        "import depth_addon.ui.jobs, depth_addon.ui.deps; "
-        "heavy = sorted(m for m in ('torch', 'timm', 'bpy') if sys.modules.get(m) is not None); "
-        "assert not heavy, heavy"
-    )
-    result = run_python(code=code)
-    assert result.returncode == 0, result.stderr
-
-
-@pytest.mark.pure
 def test_depth_cache_keeps_the_most_recent_entries():
     from depth_addon.ui.jobs import DepthCache
 

@@ -20,7 +20,8 @@ from depth_addon.errors import CancelledError, WeightsUnavailableError
 from depth_addon.midas import weights
 from depth_addon.midas.registry import get_spec
 
-pytestmark = pytest.mark.pure
+# torch tier: the payloads are real torch checkpoints, since downloads are proven to be one.
+pytestmark = pytest.mark.torch
 
 MODEL = "midas_v21_small_256"
 FILENAME = get_spec(MODEL).filename
@@ -470,7 +471,6 @@ def test_another_models_checkpoint_is_refused(server, cache):
     assert _only_lock_left(cache)
 
 
-@pytest.mark.torch
 def test_a_real_checkpoint_of_another_model_type_is_named(server, cache, monkeypatch):
     """The real fingerprints of the table: the file is recognised as the model type it is."""
     from conftest import reference_checkpoint

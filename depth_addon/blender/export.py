@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import DepthAddonError
 from .build import is_point_object
+from .mesh import COLOR_ATTRIBUTE
 
 
 def reset_scene_if_startup() -> None:
@@ -130,17 +131,17 @@ class _exportable:
         cloud = obj.data  # a PointCloud, or the points mesh
         n = len(cloud.attributes["position"].data)
         mesh.vertices.add(n)
-        for name, prop, width, dtype in (("position", "vector", 3, "FLOAT_VECTOR"), ("Col", "color", 4, "FLOAT_COLOR")):
+        for name, prop, width, dtype in (("position", "vector", 3, "FLOAT_VECTOR"), (COLOR_ATTRIBUTE, "color", 4, "FLOAT_COLOR")):
             values = np.empty(n * width, dtype=np.float32)
             if name not in cloud.attributes:
                 continue
             cloud.attributes[name].data.foreach_get(prop, values)
-            if name == "Col" and self.round_ply_colors:
+            if name == COLOR_ATTRIBUTE and self.round_ply_colors:
                 values = _truncation_proof(values.reshape(-1, 4)).ravel()
             target = mesh.attributes.get(name) or mesh.attributes.new(name, dtype, "POINT")
             target.data.foreach_set(prop, values)
-        if "Col" in mesh.attributes:
-            mesh.color_attributes.active_color = mesh.attributes["Col"]
+        if COLOR_ATTRIBUTE in mesh.attributes:
+            mesh.color_attributes.active_color = mesh.attributes[COLOR_ATTRIBUTE]
         self.temp = bpy.data.objects.new(obj.name, mesh)
         self.temp.matrix_world = obj.matrix_world
         bpy.context.scene.collection.objects.link(self.temp)
