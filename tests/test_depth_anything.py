@@ -123,6 +123,7 @@ def test_checkpoint_of_another_size_names_it(dav2_reference):
         load_model("depth_anything_v2_vitb", checkpoint=reference_checkpoint(SMALL), device="cpu")
 
 
+@pytest.mark.slow
 @pytest.mark.torch
 def test_depth_cli_writes_metres_for_a_metric_model(tmp_path, sample_photo, dav2_reference):
     from depth_addon.cli import main
@@ -176,6 +177,7 @@ def test_cli_help_groups_models_by_family_with_licences(capsys):
     assert "[default]" in next(line for line in out.splitlines() if line.strip().startswith("midas_v21_small_256"))
 
 
+@pytest.mark.slow
 @pytest.mark.torch
 @pytest.mark.blender
 def test_metric_model_geometry_measures_in_metres(sample_photo, dav2_reference):

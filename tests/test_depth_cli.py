@@ -299,6 +299,7 @@ def test_cli_npy_equals_predict_exactly(reference_photo, predicted, tmp_path):
     np.testing.assert_array_equal(got, predicted)
 
 
+@pytest.mark.slow
 @pytest.mark.torch
 def test_cli_subprocess_colormap(reference_photo, predicted, tmp_path):
     out = tmp_path / "depth_inferno.png"

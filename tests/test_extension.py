@@ -128,6 +128,7 @@ os._exit(0)  # Blender 4.2's own teardown may crash at exit (SIGSEGV) after all 
 """
 
 
+@pytest.mark.slow
 @pytest.mark.blender
 @pytest.mark.torch
 def test_installed_extension_runs_headless(extension_zip, tmp_path):

@@ -139,6 +139,7 @@ def test_fill_flags_map_onto_the_settings():
     assert (changed.fill, changed.fill_width, changed.fill_points) == (False, 0.1, True)
 
 
+@pytest.mark.slow
 @pytest.mark.torch
 @pytest.mark.blender
 def test_cli_runs_depth_anything_metric_in_metres(tmp_path, sample_photo):
