@@ -97,8 +97,9 @@ def resolve_depth(
     its format, explained in ``note``); an (h, w) array is taken as ``depth_kind`` (default
     inverse). depth_values: the file's values when they were already read (by Blender).
     progress(fraction, message) reports the stages, cancel() is checked between them and during
-    a download (raises CancelledError); on_bytes(done, total) replaces the download messages and
-    on_note(text) the "Note:" message (a licence to know of before downloading).
+    a download (raises CancelledError); on_bytes(done, total) replaces the weights messages
+    (looking, downloading) and on_note(text) the "Note:" message (a licence to know of before
+    downloading).
     Raises a ``DepthAddonError`` subclass for anything the user can fix.
     """
     check_rgb(rgb)
@@ -227,7 +228,7 @@ def _run_network(rgb, network: Network, progress, cancel, on_bytes, on_note) -> 
         report(LOADING * min(done / total, 1.0) if total else 0.0, f"Downloading {spec.filename}: {megabytes}")
 
     check_cancel()
-    if network.weights is None:
+    if network.weights is None and on_bytes is None:  # a caller drawing its own download bar says its own
         report(0.0, f"Looking for the {spec.label} weights")
     checkpoint = resolve_weights(
         network.model, network.weights, weights_dir=network.weights_dir, allow_download=network.allow_download,
