@@ -18,16 +18,15 @@ import os
 from collections.abc import Callable
 
 import bpy
-import numpy as np
 
 from .blender.build import DepthImportResult, Photo, build_objects, remesh_object, select_only, set_point_size
 from .errors import CancelledError, ImageReadError
 from .midas.registry import DEFAULT_MODEL
-from .pipeline import Network, resolve_depth
+from .pipeline import DepthMap, Network, resolve_depth
 from .settings import BuildSettings
 
-__all__ = ["DepthImportResult", "build_from_depth", "build_from_pixels", "image_to_object", "remesh",
-           "set_point_size"]
+__all__ = ["DepthImportResult", "Photo", "build", "build_from_depth", "build_from_pixels", "image_to_object",
+           "remesh", "set_point_size"]
 
 
 def image_to_object(image, *, depth=None, depth_kind=None, model=DEFAULT_MODEL, weights=None,
@@ -62,8 +61,7 @@ def image_to_object(image, *, depth=None, depth_kind=None, model=DEFAULT_MODEL, 
         raise CancelledError("cancelled before building the geometry")
     if progress is not None:
         progress(0.9, "building geometry")
-    result = _build(photo, found.values, settings.with_changes(depth_kind=found.kind), name=name,
-                    collection=collection, point_cloud=point_cloud)
+    result = build(photo, found, settings, name=name, collection=collection, point_cloud=point_cloud)
     if progress is not None:
         progress(1.0, "done")
     return result
@@ -79,7 +77,7 @@ def build_from_depth(image, depth, settings, name=None, collection=None, fov_deg
     settings = settings or BuildSettings()
     photo = _photo(image)
     found = resolve_depth(photo.rgb, depth, depth_kind=settings.depth_kind)
-    return _build(photo, found.values, settings, name=name, collection=collection, fov_deg=fov_deg)
+    return build(photo, found, settings, name=name, collection=collection, fov_deg=fov_deg)
 
 
 def build_from_pixels(photo_path, rgb, depth, settings, name=None, collection=None, fov_deg=None
@@ -89,7 +87,7 @@ def build_from_pixels(photo_path, rgb, depth, settings, name=None, collection=No
     settings = settings or BuildSettings()
     photo = Photo.from_file(photo_path, rgb)
     found = resolve_depth(photo.rgb, depth, depth_kind=settings.depth_kind)
-    return _build(photo, found.values, settings, name=name, collection=collection, fov_deg=fov_deg)
+    return build(photo, found, settings, name=name, collection=collection, fov_deg=fov_deg)
 
 
 def remesh(obj, settings=None, **setting_overrides) -> None:
@@ -101,9 +99,17 @@ def remesh(obj, settings=None, **setting_overrides) -> None:
     remesh_object(obj, settings, **setting_overrides)
 
 
-def _build(photo: Photo, depth: np.ndarray, settings: BuildSettings, **options) -> DepthImportResult:
-    result = build_objects(photo, depth, settings, **options)
-    select_only([result.object])
+def build(photo: Photo, depth: DepthMap, settings: BuildSettings, *, name=None, collection=None, fov_deg=None,
+          point_cloud=None, select: bool = True) -> DepthImportResult:
+    """The one build entry every import ends in: a ``Photo`` and its resolved depth -> objects.
+
+    The depth's kind replaces ``settings.depth_kind``; ``select``: make the new object the only
+    selected and the active one (the operator selects all of a multi-photo import once, itself).
+    """
+    result = build_objects(photo, depth.values, settings.with_changes(depth_kind=depth.kind), name=name,
+                           collection=collection, fov_deg=fov_deg, point_cloud=point_cloud)
+    if select:
+        select_only([result.object])
     return result
 
 

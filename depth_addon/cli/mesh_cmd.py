@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         from ..blender.export import export_scene, reset_scene_if_startup
 
         reset_scene_if_startup()
-        result = api.build_from_pixels(args.image, rgb, found.values, settings.with_changes(depth_kind=found.kind))
+        result = api.build(api.Photo.from_file(args.image, rgb), found, settings)
     report = (lambda line: None) if args.quiet else print
     if settings.projection == "perspective":
         report(f"field of view {result.fov_deg:.4g} degrees ({FOV_SOURCES[result.fov_source]})")

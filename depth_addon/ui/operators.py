@@ -210,18 +210,17 @@ class DEPTH_ADDON_OT_image_to_object(JobOperator, SettingsProperties, Operator):
         return {"FINISHED"}
 
     def _build(self, context, result: DepthResult) -> bpy.types.Object:
-        from ..blender.build import Photo, build_objects
+        from .. import api
 
         item, found = result.input, result.depth
         if item.image_name is not None:
             image = bpy.data.images.get(item.image_name)
             if image is None:
                 raise DepthAddonError(f"image {item.image_name!r} was removed during the run; run again")
-            photo = Photo.from_image(image, item.rgb)
+            photo = api.Photo.from_image(image, item.rgb)
         else:
-            photo = Photo.from_file(item.path, item.rgb)
-        settings = self._build_settings.with_changes(depth_kind=found.kind)
-        return build_objects(photo, found.values, settings, collection=context.collection).object
+            photo = api.Photo.from_file(item.path, item.rgb)
+        return api.build(photo, found, self._build_settings, collection=context.collection, select=False).object
 
 
 def is_depth_object(obj) -> bool:
