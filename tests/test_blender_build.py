@@ -47,6 +47,26 @@ def import_sample(sample_photo, depth=None, **overrides):
                                depth_kind="metric", **overrides)
 
 
+def test_an_import_decodes_the_photo_once_and_reads_its_exif_once(sample_photo, monkeypatch):
+    from pathlib import Path
+
+    from PIL import Image
+
+    opened, real_open = [], Image.open
+
+    def counting_open(fp, *args, **kwargs):
+        opened.append(Path(fp).name)
+        return real_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", counting_open)
+    import_sample(sample_photo, resolution=16)
+    # read_image decodes it; read_exif reads the header for the field of view and the orientation
+    assert opened == [sample_photo.name, sample_photo.name]
+    opened.clear()
+    import_sample(sample_photo, resolution=16, fov_deg=40.0)
+    assert opened == [sample_photo.name, sample_photo.name]  # the orientation is still needed
+
+
 def test_counts_uvs_and_datablocks(sample_photo):
     result = import_sample(sample_photo, resolution=64, tear=False, fill=False)
     mesh = result.object.data

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 import bpy
@@ -63,19 +64,19 @@ class Photo:
         """Pixels alone: the build packs them into a new Image."""
         return cls(rgb, name=name)
 
-    def exif_fov(self) -> float | None:
-        """The horizontal FOV the file's EXIF says (None without a file, EXIF or Pillow)."""
-        if self.path is None:
-            return None
-        from ..imageio import exif_horizontal_fov
+    @cached_property
+    def exif(self):
+        """The file's ``imageio.PhotoExif`` (field of view, orientation), read once; empty without a file."""
+        from ..imageio import PhotoExif, read_exif
 
-        return exif_horizontal_fov(self.path)
+        return read_exif(self.path) if self.path is not None else PhotoExif()
 
     def datablock(self) -> bpy.types.Image:
         if self.image is not None:
             return self.image
         if self.path is not None:
-            return datablocks.load_photo(self.path, self.rgb)  # a reused photo predates the build: kept on failure
+            # A reused photo predates the build: kept on failure.
+            return datablocks.load_photo(self.path, self.rgb, self.exif.orientation)
         return datablocks.image_from_pixels(self.name, self.rgb)
 
 
@@ -107,7 +108,7 @@ def _field_of_view(photo: Photo, settings: BuildSettings, fov_deg: float | None)
         return resolve_fov(settings.with_changes(fov_deg=fov_deg)), "given"
     if settings.fov_deg is not None:
         return resolve_fov(settings), "settings"
-    exif = photo.exif_fov()
+    exif = photo.exif.fov_deg
     return resolve_fov(settings, exif), "exif" if exif is not None else "default"
 
 
