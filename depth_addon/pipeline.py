@@ -184,8 +184,7 @@ def download_weights(model_type: str, weights_dir: str | os.PathLike | None = No
             report(None, f"{model_type}: {done / 2**20:.0f} MiB")
 
     report(0.0, f"{model_type}: connecting")
-    return weights_cache.ensure_weights(model_type, weights_dir, progress=downloaded, cancel=cancel,
-                                        allow_download=True)
+    return resolve_weights(model_type, weights_dir=weights_dir, on_bytes=downloaded, cancel=cancel)
 
 
 def check_rgb(rgb) -> None:

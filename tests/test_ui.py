@@ -1,9 +1,9 @@
 """The Blender UI layer: operators, panels, menus and registration in the real bpy module,
-plus the bpy-free job module (threads, cancel, subprocesses, the depth cache).
+plus the bpy-free job pieces (threads, cancel, subprocesses, the depth job's cache).
 
 The modal (threaded) path needs a window and an event loop, which the bpy module does not
-run; its cancel path is driven by calling the operator mix-in's real ``modal`` method with
-a running ``DepthJob`` and the real context. Panels are drawn into a real ``UILayout``
+run; its cancel path is driven by calling ``modal.JobOperator``'s real ``modal`` method with
+a running depth job and the real context. Panels are drawn into a real ``UILayout``
 taken from a popup menu that is begun but never shown (``popmenu_begin__internal``).
 """
 
@@ -562,6 +562,31 @@ def test_download_operator_fetches_weights_when_online(addon, local_weights_serv
         system.use_online_access = False
     path = cached_weights(MODEL)
     assert path is not None and path.read_bytes() == local_weights_server.read_bytes()
+
+
+@pytest.mark.blender
+@pytest.mark.torch  # the operator's run wants torch + timm
+def test_the_preferences_weights_folder_is_passed_to_the_run(tmp_path):
+    """No global default: the preferences' Weights Folder reaches the resolver as an argument."""
+    import re
+
+    import addon_utils
+    import bpy
+
+    from depth_addon.midas.registry import get_spec
+    from depth_addon.ui import preferences
+
+    mine = tmp_path / "mine"
+    assert addon_utils.enable("depth_addon", default_set=True) is not None  # real preferences
+    try:
+        preferences.get_preferences().weights_dir = str(mine)
+        assert preferences.weights_folder() == mine
+        assert not bpy.app.online_access
+        with pytest.raises(RuntimeError, match=re.escape(f"put {get_spec(MODEL).filename} in {mine}")):
+            bpy.ops.depth_addon.image_to_object(filepath=str(PHOTO), model=MODEL, resolution=16)
+    finally:
+        preferences.get_preferences().weights_dir = ""
+        addon_utils.disable("depth_addon", default_set=True)
 
 
 @pytest.mark.blender
