@@ -12,6 +12,8 @@ No bpy and no torch import here (the CLI script and tests use it too).
   so Blender's own modules, numpy first of all, keep priority.
 - The install never falls back to another index: the chosen index is probed first, torch and
   torchvision are resolved on it alone, and pip is run without the user's pip configuration.
+- ``InstallJob`` (a ``CommandJob``, a ``ui.jobs.Job``) runs those pip commands in subprocesses,
+  off Blender's main thread, into a ``.partial`` folder swapped in only when all succeeded.
 """
 
 from __future__ import annotations
