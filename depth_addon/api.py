@@ -6,80 +6,62 @@
     da.remesh(result.object, resolution=1024, tear_threshold=0.1) # rebuild from the stored depth
 
 The same calls serve the UI operator, ``python -m depth_addon mesh`` and ``blender -b``
-scripts. Settings are ``depth_addon.settings.BuildSettings`` fields, given as a
-``settings`` object and/or keyword overrides.
+scripts: where the depth comes from is decided by ``depth_addon.pipeline.resolve_depth``, the
+objects are made by ``depth_addon.blender.build.build_objects``. Settings are
+``depth_addon.settings.BuildSettings`` fields, given as a ``settings`` object and/or keyword
+overrides.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 import bpy
-import numpy as np
 
-from .blender.build import build_objects, remesh_object, set_point_size
-from .errors import CancelledError, DepthAddonError, ImageReadError
-from .geometry.depth import DEPTH_KINDS
-from .midas.registry import DEFAULT_MODEL, get_spec
+from .blender.build import DepthImportResult, Photo, build_objects, remesh_object, select_only, set_point_size
+from .errors import CancelledError, ImageReadError
+from .midas.registry import DEFAULT_MODEL
+from .pipeline import DepthMap, Network, resolve_depth
 from .settings import BuildSettings
 
-__all__ = ["DepthImportResult", "build_from_depth", "build_from_pixels", "image_to_object", "remesh",
-           "set_point_size"]
-
-
-@dataclass
-class DepthImportResult:
-    """What an import made: ``object`` (mesh or point cloud), its ``camera`` (or None),
-    the photo ``image`` and the float ``depth_image`` kept for ``remesh``."""
-
-    object: bpy.types.Object
-    camera: bpy.types.Object | None
-    image: bpy.types.Image
-    depth_image: bpy.types.Image
+__all__ = ["DepthImportResult", "Photo", "build", "build_from_depth", "build_from_pixels", "image_to_object",
+           "remesh", "set_point_size"]
 
 
 def image_to_object(image, *, depth=None, depth_kind=None, model=DEFAULT_MODEL, weights=None,
-                    device="auto", settings=None, name=None, collection=None,
+                    device="auto", precision="fp32", weights_dir=None, allow_download=True,
+                    settings=None, name=None, collection=None, point_cloud=None,
                     progress: Callable[[float, str], None] | None = None,
                     cancel: Callable[[], bool] | None = None, **setting_overrides) -> DepthImportResult:
-    """Make a mesh or point-cloud object (and camera) from a photo.
+    """Make a mesh or point-cloud object (and camera) from a photo, selected and active.
 
     image: photo file path or ``bpy.types.Image``.
-    depth: None runs the depth network (``model``, ``weights``, ``device``), whose table row says
-    what it gives: inverse depth (MiDaS, Depth Anything V2) or metres (the metric types); an
-    (H, W) array; or a depth file path. ``depth_kind`` ("inverse", "metric", "relative") says
-    what an array or file holds; default: inverse for arrays (unless ``settings`` say
-    otherwise); for a file, what it records (files written by ``depth`` do), else metric
-    for .npy/.exr/.tif files and relative for other pictures.
-    progress(fraction, message), cancel() -> bool: see ``depth_addon.pipeline.estimate_depth``.
+    depth: None runs the depth network (``model``, ``weights``, ``device``, ``precision``; without
+    ``weights`` the file comes from ``weights_dir``, default the weights cache, downloaded there
+    unless ``allow_download=False``), whose table row says what it gives: inverse depth (MiDaS,
+    Depth Anything V2) or metres (the metric types); an (H, W) array; or a depth file path.
+    ``depth_kind`` ("inverse", "metric", "relative") says what an array or file holds; default:
+    inverse for arrays (unless ``settings`` say otherwise); for a file, what it records (files
+    written by ``depth`` do), else metric for .npy/.exr/.tif files and relative for other pictures.
+    point_cloud: for ``output="points"``: None = a PointCloud where this Blender can make one,
+    False = a points mesh with a geometry-nodes modifier (as on Blender 4.2-4.4).
+    progress(fraction, message), cancel() -> bool: see ``depth_addon.pipeline.resolve_depth``.
     Raises a ``DepthAddonError`` subclass for anything the user can fix.
     """
-    _check_arguments(settings=settings, collection=collection, name=name, depth=depth, depth_kind=depth_kind)
+    _check_arguments(settings=settings, collection=collection, name=name, depth=depth)
     settings = (settings or BuildSettings()).with_changes(**setting_overrides)
-    photo_path, rgb = _photo_pixels(image)
-    if depth is None:
-        from .pipeline import estimate_depth
-
-        depth_map = estimate_depth(rgb, model_type=model, weights=weights, device=device,
-                                   progress=_scaled(progress, 0.0, 0.9), cancel=cancel)
-        depth_kind = get_spec(model).depth_kind
-    elif isinstance(depth, (str, os.PathLike)):
-        from .imageio import depth_file_kind, read_depth
-
-        depth_map = read_depth(depth)
-        depth_kind = depth_kind or depth_file_kind(depth)[0]
-    else:
-        depth_map = np.asarray(depth, dtype=np.float32)
-    if depth_kind is not None:
-        settings = settings.with_changes(depth_kind=depth_kind)
+    network = Network(model, weights, weights_dir, allow_download, device, precision)
+    photo = _photo(image)
+    if depth is not None and not isinstance(depth, (str, os.PathLike)) and depth_kind is None:
+        depth_kind = settings.depth_kind  # an array is what the settings say
+    found = resolve_depth(photo.rgb, depth, depth_kind=depth_kind, network=network,
+                          progress=_scaled(progress, 0.0, 0.9), cancel=cancel)
     if cancel is not None and cancel():
         raise CancelledError("cancelled before building the geometry")
     if progress is not None:
         progress(0.9, "building geometry")
-    result = _build(image, photo_path, rgb, depth_map, settings, name, collection, None)
+    result = build(photo, found, settings, name=name, collection=collection, point_cloud=point_cloud)
     if progress is not None:
         progress(1.0, "done")
     return result
@@ -88,24 +70,24 @@ def image_to_object(image, *, depth=None, depth_kind=None, model=DEFAULT_MODEL, 
 def build_from_depth(image, depth, settings, name=None, collection=None, fov_deg=None) -> DepthImportResult:
     """Main-thread part of an import: depth (array of kind ``settings.depth_kind``, or a depth file) -> objects.
 
-    fov_deg: horizontal FOV; None = ``settings.fov_deg``, else the photo's EXIF, else the default.
+    image: photo file path or ``bpy.types.Image``. fov_deg: horizontal FOV; None =
+    ``settings.fov_deg``, else the photo's EXIF, else the default.
     """
     _check_arguments(settings=settings, collection=collection, name=name, depth=depth, fov_deg=fov_deg)
     settings = settings or BuildSettings()
-    if isinstance(depth, (str, os.PathLike)):
-        from .imageio import read_depth
-
-        depth = read_depth(depth)
-    photo_path, rgb = _photo_pixels(image)
-    return _build(image, photo_path, rgb, np.asarray(depth, dtype=np.float32), settings, name, collection, fov_deg)
+    photo = _photo(image)
+    found = resolve_depth(photo.rgb, depth, depth_kind=settings.depth_kind)
+    return build(photo, found, settings, name=name, collection=collection, fov_deg=fov_deg)
 
 
 def build_from_pixels(photo_path, rgb, depth, settings, name=None, collection=None, fov_deg=None
                       ) -> DepthImportResult:
     """Like ``build_from_depth`` for a photo file already read as (H, W, 3) uint8 ``rgb`` (no second read)."""
     _check_arguments(settings=settings, collection=collection, name=name, depth=depth, fov_deg=fov_deg)
-    photo_path = Path(photo_path)
-    return _build(photo_path, photo_path, rgb, np.asarray(depth, dtype=np.float32), settings, name, collection, fov_deg)
+    settings = settings or BuildSettings()
+    photo = Photo.from_file(photo_path, rgb)
+    found = resolve_depth(photo.rgb, depth, depth_kind=settings.depth_kind)
+    return build(photo, found, settings, name=name, collection=collection, fov_deg=fov_deg)
 
 
 def remesh(obj, settings=None, **setting_overrides) -> None:
@@ -117,8 +99,23 @@ def remesh(obj, settings=None, **setting_overrides) -> None:
     remesh_object(obj, settings, **setting_overrides)
 
 
-def _check_arguments(*, settings, collection, name, depth, depth_kind=None, fov_deg=None) -> None:
-    """Refuse arguments of the wrong kind at the door, naming them, before any datablock exists."""
+def build(photo: Photo, depth: DepthMap, settings: BuildSettings, *, name=None, collection=None, fov_deg=None,
+          point_cloud=None, select: bool = True) -> DepthImportResult:
+    """The one build entry every import ends in: a ``Photo`` and its resolved depth -> objects.
+
+    The depth's kind replaces ``settings.depth_kind``; ``select``: make the new object the only
+    selected and the active one (the operator selects all of a multi-photo import once, itself).
+    """
+    result = build_objects(photo, depth.values, settings.with_changes(depth_kind=depth.kind), name=name,
+                           collection=collection, fov_deg=fov_deg, point_cloud=point_cloud)
+    if select:
+        select_only([result.object])
+    return result
+
+
+def _check_arguments(*, settings, collection, name, depth, fov_deg=None) -> None:
+    """Refuse arguments of the wrong kind at the door, naming them, before any datablock exists
+    (the depth itself is checked by ``resolve_depth``)."""
     if settings is not None and not isinstance(settings, BuildSettings):
         raise TypeError(f"settings must be a depth_addon.settings.BuildSettings, not {type(settings).__name__}; "
                         "pass single fields as keyword arguments, e.g. resolution=256")
@@ -127,63 +124,19 @@ def _check_arguments(*, settings, collection, name, depth, depth_kind=None, fov_
         raise TypeError(f"collection must be a bpy.types.Collection{hint}, not {type(collection).__name__}")
     if name is not None and not isinstance(name, str):
         raise TypeError(f"name must be a string, not {type(name).__name__}")
-    if depth_kind is not None and depth_kind not in DEPTH_KINDS:
-        raise DepthAddonError(f"depth_kind must be one of {', '.join(DEPTH_KINDS)} (got {depth_kind!r})")
     if fov_deg is not None:
         BuildSettings(fov_deg=fov_deg)  # the same range and finiteness check as the setting
-    if depth is None or isinstance(depth, (str, os.PathLike)):
-        return
     if isinstance(depth, bpy.types.Image):
         raise TypeError("depth must be an (H, W) array or a depth file path, not a bpy.types.Image; "
                         "pass its pixels or the file it came from")
-    try:
-        values = np.asarray(depth)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"depth must be an (H, W) array of numbers or a file path, not {type(depth).__name__}") from exc
-    if values.dtype.kind not in "iuf":
-        raise DepthAddonError(f"depth must hold numbers, not {values.dtype} values")
-    if values.ndim != 2 or values.size == 0:
-        raise DepthAddonError(f"depth must be an (H, W) array (height x width), not an array of shape {values.shape}")
 
 
-def _build(image, photo_path, rgb, depth, settings, name, collection, fov_deg) -> DepthImportResult:
-    from .geometry import resolve_fov
-
-    if fov_deg is None:
-        exif = None
-        source_file = photo_path or _image_file(image)
-        if settings.fov_deg is None and source_file is not None:
-            from .imageio import exif_horizontal_fov  # None without Pillow: the default field of view
-
-            exif = exif_horizontal_fov(source_file)
-        fov_deg = resolve_fov(settings, exif)
-    if name is None:
-        name = photo_path.stem if photo_path is not None else Path(image.name).stem or image.name
-    source = image if isinstance(image, bpy.types.Image) else photo_path.resolve()
-    built = build_objects(name, source, rgb, depth, settings, fov_deg, collection)
-    return DepthImportResult(built.object, built.camera, built.image, built.depth_image)
-
-
-def _photo_pixels(image) -> tuple[Path | None, np.ndarray]:
-    """(file path or None, (H, W, 3) uint8 pixels) for a photo path or a Blender image."""
+def _photo(image) -> Photo:
     if isinstance(image, bpy.types.Image):
-        from .blender.datablocks import image_rgb
-
-        return None, image_rgb(image)
+        return Photo.from_image(image)
     if isinstance(image, (str, os.PathLike)):
-        from .imageio import read_image
-
-        path = Path(image).resolve()
-        return path, read_image(path)
+        return Photo.from_file(image)
     raise ImageReadError(f"image must be a file path or a bpy.types.Image, not {type(image).__name__}")
-
-
-def _image_file(image) -> Path | None:
-    """The file behind a Blender image, if it has one on disk (for its EXIF focal length)."""
-    if not isinstance(image, bpy.types.Image) or image.source != "FILE" or not image.filepath:
-        return None
-    path = Path(bpy.path.abspath(image.filepath, library=image.library))
-    return path if path.is_file() else None
 
 
 def _scaled(progress, start: float, stop: float):

@@ -19,6 +19,7 @@ import struct
 import threading
 import warnings
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -126,6 +127,31 @@ def _to_rgb8(im: Image.Image) -> np.ndarray:
     return np.asarray(im.convert("RGB"))
 
 
+@dataclass(frozen=True)
+class PhotoExif:
+    """What a photo's EXIF tells a build: ``fov_deg``, the horizontal field of view (see
+    ``exif_horizontal_fov``), and ``orientation``, the EXIF orientation tag (1-8); None where it
+    does not say (no tag, no EXIF, no Pillow)."""
+
+    fov_deg: float | None = None
+    orientation: int | None = None
+
+
+def read_exif(path: str | os.PathLike) -> PhotoExif:
+    """The photo's EXIF as a build needs it, read once (the header only, no pixels are decoded)."""
+    try:
+        Image = _pillow()
+    except ImportError:  # Blender's own Python without Pillow: no EXIF reader, so no EXIF answer
+        return PhotoExif()
+    try:
+        with Image.open(path) as im:
+            exif = im.getexif()
+            stored_size = im.size
+    except (OSError, SyntaxError, ValueError):
+        return PhotoExif()
+    return PhotoExif(_horizontal_fov(exif, stored_size), _exif_int(exif.get(_ORIENTATION)))
+
+
 def exif_horizontal_fov(path: str | os.PathLike) -> float | None:
     """Horizontal field of view in degrees from the photo's EXIF, or None if it does not say.
 
@@ -136,16 +162,12 @@ def exif_horizontal_fov(path: str | os.PathLike) -> float | None:
     agree, for 4:3 they differ by about 2 degrees.) Without it, falls back to FocalLength
     with the sensor size derived from FocalPlaneX/YResolution.
     """
-    try:
-        Image = _pillow()
-    except ImportError:  # Blender's own Python without Pillow: no EXIF reader, so no EXIF answer
-        return None
-    try:
-        with Image.open(path) as im:
-            exif = im.getexif()
-            stored_w, stored_h = im.size
-    except (OSError, SyntaxError, ValueError):
-        return None
+    return read_exif(path).fov_deg
+
+
+def _horizontal_fov(exif, stored_size: tuple[int, int]) -> float | None:
+    """``exif_horizontal_fov`` from an opened image's EXIF and its stored (width, height)."""
+    stored_w, stored_h = stored_size
     sub = exif.get_ifd(_EXIF_IFD)
 
     def tag(key):

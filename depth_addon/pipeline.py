@@ -1,6 +1,14 @@
-"""Image -> depth glue used by the CLI, the Python API and the UI's worker thread (no bpy).
+"""Where a build's depth comes from, decided once (no bpy): the resolver the API, both CLI commands
+and the UI's worker call.
 
-    depth = estimate_depth(rgb, "dpt_hybrid_384", progress=lambda f, msg: print(f, msg))
+    network = Network("dpt_hybrid_384", weights_dir=folder, allow_download=False)
+    found = resolve_depth(rgb, network=network, progress=lambda f, msg: print(f, msg))
+    found = resolve_depth(rgb, "photo_depth.exr")                 # a depth file: no network
+    found.values, found.kind      # (h, w) float32 and "inverse" | "metric" | "relative"
+
+``resolve_weights`` is the one place that decides which weights file a network loads (the
+given file, the cache, or a download), ``Network`` the one place that checks the model type,
+device and precision, ``check_rgb`` the one place that checks a photo's pixels.
 """
 
 from __future__ import annotations
@@ -8,19 +16,108 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import midas
 from .errors import CancelledError, DepthAddonError, WeightsUnavailableError
+from .geometry.depth import DEPTH_KINDS
 from .midas import weights as weights_cache
 from .midas.registry import DEFAULT_MODEL, DEVICES, PRECISIONS, get_spec, licence_notice
 
 StageProgress = Callable[[float, str], None]
+ByteProgress = Callable[[int, "int | None"], None]
+Cancel = Callable[[], bool]
 
 # Fractions of the whole run at which each stage starts (downloading fills 0 .. LOADING).
 LOADING, RUNNING, DONE = 0.4, 0.5, 1.0
+
+
+@dataclass(frozen=True)
+class Network:
+    """Which depth network runs, with which weights, where and at what precision.
+
+    weights: the model's official weights file; None takes it from the weights folder
+    (``weights_dir``, None: the weights manager's default), downloading it if
+    ``allow_download`` (False: Blender with online access off). Wrong names fail here, before
+    any download.
+    """
+
+    model: str = DEFAULT_MODEL
+    weights: str | os.PathLike | None = None
+    weights_dir: str | os.PathLike | None = None
+    allow_download: bool = True
+    device: str = "auto"
+    precision: str = "fp32"
+
+    def __post_init__(self):
+        get_spec(self.model)  # ValueError listing the valid types
+        if self.device not in DEVICES:
+            raise ValueError(f"unknown device {self.device!r}; choose one of: {', '.join(DEVICES)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; choose one of: {', '.join(PRECISIONS)}")
+
+    @property
+    def kind(self) -> str:
+        """What the network gives: "inverse" (relative inverse depth) or "metric" (metres)."""
+        return get_spec(self.model).depth_kind
+
+
+@dataclass(frozen=True)
+class DepthMap:
+    """A resolved depth: ``values`` (h, w) float32 of ``kind``; ``source`` "network", "file" or
+    "array"; ``model`` the network that made it (None otherwise); ``note`` says how a file's kind
+    was guessed when the file records none."""
+
+    values: np.ndarray
+    kind: str
+    source: str
+    model: str | None = None
+    note: str | None = None
+
+
+def resolve_depth(
+    rgb: np.ndarray,
+    depth: str | os.PathLike | np.ndarray | None = None,
+    *,
+    depth_kind: str | None = None,
+    depth_values: np.ndarray | None = None,
+    network: Network | None = None,
+    progress: StageProgress | None = None,
+    cancel: Cancel | None = None,
+    on_bytes: ByteProgress | None = None,
+    on_note: Callable[[str], None] | None = None,
+) -> DepthMap:
+    """(H, W, 3) uint8 photo + (depth file | depth array | network) -> ``DepthMap``.
+
+    depth: None runs ``network`` (default ``Network()``), whose table row gives the kind; a
+    file path is read (its kind: ``depth_kind``, else what the file records, else the guess from
+    its format, explained in ``note``); an (h, w) array is taken as ``depth_kind`` (default
+    inverse). depth_values: the file's values when they were already read (by Blender).
+    progress(fraction, message) reports the stages, cancel() is checked between them and during
+    a download (raises CancelledError); on_bytes(done, total) replaces the weights messages
+    (looking, downloading) and on_note(text) the "Note:" message (a licence to know of before
+    downloading).
+    Raises a ``DepthAddonError`` subclass for anything the user can fix.
+    """
+    check_rgb(rgb)
+    if depth_kind is not None and depth_kind not in DEPTH_KINDS:
+        raise DepthAddonError(f"depth_kind must be one of {', '.join(DEPTH_KINDS)} (got {depth_kind!r})")
+    if depth is None:
+        network = network or Network()
+        values = _run_network(rgb, network, progress, cancel, on_bytes, on_note)
+        return DepthMap(values, network.kind, "network", model=network.model)
+    if isinstance(depth, (str, os.PathLike)):
+        from .imageio import depth_file_kind, read_depth
+
+        values = read_depth(depth) if depth_values is None else depth_values
+        note = None
+        if depth_kind is None:
+            depth_kind, note = depth_file_kind(depth)
+        return DepthMap(check_depth_array(values), depth_kind, "file", note=note)
+    return DepthMap(check_depth_array(depth), depth_kind or "inverse", "array")
 
 
 def estimate_depth(
@@ -30,7 +127,7 @@ def estimate_depth(
     device: str = "auto",
     precision: str = "fp32",
     progress: StageProgress | None = None,
-    cancel: Callable[[], bool] | None = None,
+    cancel: Cancel | None = None,
     *,
     weights_dir: str | os.PathLike | None = None,
     allow_download: bool = True,
@@ -38,58 +135,114 @@ def estimate_depth(
     """(H, W, 3) uint8 RGB -> (H, W) float32 depth of kind ``get_spec(model_type).depth_kind``:
     relative inverse depth (larger = nearer) or, for the metric types, metres.
 
-    ``weights``: the model's official weights file; None uses the cache, downloading if allowed
-    (``allow_download=False`` is Blender with online access off). ``progress(fraction,
-    message)`` reports the stages; ``cancel()`` is checked between stages and during the
-    download (raises CancelledError). Running out of GPU memory retries on the CPU.
+    ``resolve_depth`` with a network and nothing else; the arguments are ``Network``'s.
+    Running out of GPU memory retries on the CPU.
     """
-    report = progress or (lambda fraction, message: None)
-    spec = get_spec(model_type)
-    # Fail on a wrong argument now, not after a download of hundreds of megabytes.
-    if device not in DEVICES:
-        raise ValueError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
-    if not (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8):
-        shape = getattr(rgb, "shape", None)
-        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {type(rgb).__name__} {shape} "
-                         f"{getattr(rgb, 'dtype', '')}".rstrip())
-    from .midas.transforms import check_input_size
+    network = Network(model_type, weights, weights_dir, allow_download, device, precision)
+    return resolve_depth(rgb, network=network, progress=progress, cancel=cancel).values
 
-    check_input_size(rgb.shape[1], rgb.shape[0], spec)
 
-    def check_cancel():
-        if cancel is not None and cancel():
-            raise CancelledError("depth estimation cancelled")
+def resolve_weights(
+    model_type: str,
+    weights: str | os.PathLike | None = None,
+    *,
+    weights_dir: str | os.PathLike | None = None,
+    allow_download: bool = True,
+    on_bytes: ByteProgress | None = None,
+    on_note: Callable[[str], None] | None = None,
+    cancel: Cancel | None = None,
+) -> Path:
+    """The weights file ``model_type`` loads: ``weights`` if given (it must exist), else the one in
+    the weights folder, downloaded first if it is missing and ``allow_download``.
 
-    check_cancel()
-    if weights is None:
-        def on_bytes(done: int, total: int | None):
-            megabytes = f"{done / 1e6:.1f} / {total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
-            report(LOADING * min(done / total, 1.0) if total else 0.0, f"Downloading {spec.filename}: {megabytes}")
-
-        report(0.0, f"Looking for the {spec.label} weights")
-        notice = licence_notice(spec)
-        if notice is not None and weights_cache.cached_weights(model_type, weights_dir) is None:
-            report(0.0, f"Note: {notice}")  # before the download starts
-        checkpoint = weights_cache.ensure_weights(
-            model_type, weights_dir, progress=on_bytes, cancel=cancel, allow_download=allow_download
-        )
-    else:
+    on_note(text) hears of a non-commercial licence before its weights are downloaded.
+    Raises WeightsUnavailableError naming the file and the fix.
+    """
+    if weights is not None:
         checkpoint = Path(weights).expanduser()
         if not checkpoint.is_file():
             raise WeightsUnavailableError(
                 f"weights file not found: {checkpoint}; pass the official weights file of {model_type}"
             )
+        return checkpoint
+    notice = licence_notice(get_spec(model_type))
+    if notice is not None and on_note is not None and weights_cache.cached_weights(model_type, weights_dir) is None:
+        on_note(notice)  # before the download starts
+    return weights_cache.ensure_weights(model_type, weights_dir, progress=on_bytes, cancel=cancel,
+                                        allow_download=allow_download)
+
+
+def download_weights(model_type: str, weights_dir: str | os.PathLike | None = None,
+                     progress: Callable[[float | None, str], None] | None = None, cancel: Cancel | None = None) -> Path:
+    """Fetch ``model_type``'s official weights into the weights folder (a cached file is returned as is)."""
+    report = progress or (lambda fraction, message: None)
+
+    def downloaded(done: int, total: int | None) -> None:
+        if total:
+            report(done / total, f"{model_type}: {done / 2**20:.0f}/{total / 2**20:.0f} MiB")
+        else:
+            report(None, f"{model_type}: {done / 2**20:.0f} MiB")
+
+    report(0.0, f"{model_type}: connecting")
+    return resolve_weights(model_type, weights_dir=weights_dir, on_bytes=downloaded, cancel=cancel)
+
+
+def check_rgb(rgb) -> None:
+    """ValueError unless ``rgb`` is an (H, W, 3) uint8 RGB image."""
+    if not (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8
+            and rgb.shape[0] >= 1 and rgb.shape[1] >= 1):
+        shape = getattr(rgb, "shape", None)
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {type(rgb).__name__} {shape} "
+                         f"{getattr(rgb, 'dtype', '')}".rstrip())
+
+
+def check_depth_array(depth) -> np.ndarray:
+    """``depth`` as an (h, w) float32 array; a DepthAddonError (TypeError for non-arrays) naming the problem."""
+    if isinstance(depth, np.ndarray) and depth.dtype == np.float32 and depth.ndim == 2 and depth.size:
+        return depth
+    try:
+        values = np.asarray(depth)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"depth must be an (H, W) array of numbers or a file path, not {type(depth).__name__}") from exc
+    if values.dtype.kind not in "iuf":
+        raise DepthAddonError(f"depth must hold numbers, not {values.dtype} values")
+    if values.ndim != 2 or values.size == 0:
+        raise DepthAddonError(f"depth must be an (H, W) array (height x width), not an array of shape {values.shape}")
+    return values.astype(np.float32, copy=False)
+
+
+def _run_network(rgb, network: Network, progress, cancel, on_bytes, on_note) -> np.ndarray:
+    report = progress or (lambda fraction, message: None)
+    spec = get_spec(network.model)
+    from .midas.transforms import check_input_size
+
+    check_input_size(rgb.shape[1], rgb.shape[0], spec)  # fail now, not after a download of hundreds of MB
+
+    def check_cancel():
+        if cancel is not None and cancel():
+            raise CancelledError("depth estimation cancelled")
+
+    def downloaded(done: int, total: int | None):
+        megabytes = f"{done / 1e6:.1f} / {total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
+        report(LOADING * min(done / total, 1.0) if total else 0.0, f"Downloading {spec.filename}: {megabytes}")
+
+    check_cancel()
+    if network.weights is None and on_bytes is None:  # a caller drawing its own download bar says its own
+        report(0.0, f"Looking for the {spec.label} weights")
+    checkpoint = resolve_weights(
+        network.model, network.weights, weights_dir=network.weights_dir, allow_download=network.allow_download,
+        on_bytes=on_bytes or downloaded, on_note=on_note or (lambda text: report(0.0, f"Note: {text}")),
+        cancel=cancel,
+    )
     check_cancel()
 
-    used_device = device  # what ran out of memory, if anything does
+    used_device = network.device  # what ran out of memory, if anything does
 
     def load_and_run(on_device: str) -> np.ndarray:
         nonlocal used_device
         used_device = on_device
         report(LOADING, f"Loading {spec.label} ({on_device})")
-        model = midas.load_model(model_type, checkpoint=checkpoint, device=on_device, precision=precision)
+        model = midas.load_model(network.model, checkpoint=checkpoint, device=on_device, precision=network.precision)
         used_device = str(model.device)
         check_cancel()
         report(RUNNING, f"Running {spec.label} on {model.device}")
@@ -97,13 +250,13 @@ def estimate_depth(
 
     depth = None
     try:
-        depth = load_and_run(device)
+        depth = load_and_run(network.device)
     except (RuntimeError, MemoryError) as exc:
         if not _is_out_of_memory(exc):
             raise
         if used_device.startswith("cpu"):
             raise DepthAddonError(
-                f"not enough memory to run {spec.label} ({model_type}) on the CPU; choose a smaller model "
+                f"not enough memory to run {spec.label} ({network.model}) on the CPU; choose a smaller model "
                 f"(e.g. {DEFAULT_MODEL}) or close other programs"
             ) from exc
     if depth is None:  # outside the except block, so the traceback no longer pins GPU tensors

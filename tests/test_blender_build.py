@@ -47,6 +47,26 @@ def import_sample(sample_photo, depth=None, **overrides):
                                depth_kind="metric", **overrides)
 
 
+def test_an_import_decodes_the_photo_once_and_reads_its_exif_once(sample_photo, monkeypatch):
+    from pathlib import Path
+
+    from PIL import Image
+
+    opened, real_open = [], Image.open
+
+    def counting_open(fp, *args, **kwargs):
+        opened.append(Path(fp).name)
+        return real_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", counting_open)
+    import_sample(sample_photo, resolution=16)
+    # read_image decodes it; read_exif reads the header for the field of view and the orientation
+    assert opened == [sample_photo.name, sample_photo.name]
+    opened.clear()
+    import_sample(sample_photo, resolution=16, fov_deg=40.0)
+    assert opened == [sample_photo.name, sample_photo.name]  # the orientation is still needed
+
+
 def test_counts_uvs_and_datablocks(sample_photo):
     result = import_sample(sample_photo, resolution=64, tear=False, fill=False)
     mesh = result.object.data
@@ -435,12 +455,10 @@ def test_failure_late_in_the_build_leaves_nothing_behind(sample_photo, monkeypat
 # ---------------------------------------------------------------- points mesh + geometry nodes (Blender 4.2-4.4)
 
 @pytest.fixture
-def points_fallback(monkeypatch):
-    """Point output as on Blenders without point-cloud objects: a points mesh with the shared modifier."""
-    from depth_addon.blender import points
-
-    monkeypatch.setattr(points, "USE_POINT_CLOUD", False)
-    return points
+def points_fallback():
+    """Point output as on Blenders without point-cloud objects: a points mesh with the shared modifier
+    (``import_sample`` builds it with ``point_cloud=False``)."""
+    return {"point_cloud": False}
 
 
 def evaluated_points(obj) -> dict:
@@ -473,7 +491,7 @@ def evaluated_points(obj) -> dict:
     return found[0]
 
 
-def test_points_fallback_matches_the_point_cloud_path(sample_photo, monkeypatch, points_fallback):
+def test_points_fallback_matches_the_point_cloud_path(sample_photo, points_fallback):
     import bpy
 
     require_point_clouds()  # the fallback is compared with the real point cloud
@@ -482,10 +500,8 @@ def test_points_fallback_matches_the_point_cloud_path(sample_photo, monkeypatch,
     from depth_addon.blender.build import is_point_object
     from depth_addon.imageio import read_image
 
-    monkeypatch.setattr(points_fallback, "USE_POINT_CLOUD", None)
     cloud = import_sample(sample_photo, output="points", stride=3, point_size=0.02, name="cloud").object.data
-    monkeypatch.setattr(points_fallback, "USE_POINT_CLOUD", False)
-    result = import_sample(sample_photo, output="points", stride=3, point_size=0.02)
+    result = import_sample(sample_photo, output="points", stride=3, point_size=0.02, **points_fallback)
     obj, mesh = result.object, result.object.data
     assert obj.type == "MESH" and is_point_object(obj) and isinstance(cloud, bpy.types.PointCloud)
     ys, xs = np.arange(0, PHOTO_H, 3), np.arange(0, PHOTO_W, 3)
@@ -515,7 +531,7 @@ def test_points_fallback_matches_the_point_cloud_path(sample_photo, monkeypatch,
 
 
 @pytest.mark.parametrize("use_point_cloud", [None, False], ids=["pointcloud", "points_mesh"])
-def test_points_render_the_photo_through_the_camera(tmp_path, sample_photo, monkeypatch, use_point_cloud):
+def test_points_render_the_photo_through_the_camera(tmp_path, sample_photo, use_point_cloud):
     """A tiny Cycles render through the created camera shows the photo's pixels (emission, Standard view)."""
     if use_point_cloud is None:
         require_point_clouds()  # else it is the points_mesh case again
@@ -523,16 +539,15 @@ def test_points_render_the_photo_through_the_camera(tmp_path, sample_photo, monk
     from PIL import Image
 
     from depth_addon import api
-    from depth_addon.blender import points
 
-    monkeypatch.setattr(points, "USE_POINT_CLOUD", use_point_cloud)
     height, width = 43, 64
     crop = np.asarray(Image.open(sample_photo).convert("RGB"))[100:100 + height, 150:150 + width]
     Image.fromarray(crop).save(tmp_path / "crop.png")
     # a pixel is 4 * tan(25 deg) / 32 = 0.058 units wide at the median distance: radius 0.045
     # covers every pixel centre with its own point (half diagonal 0.041) and no neighbour's (0.058)
     result = api.image_to_object(str(tmp_path / "crop.png"), depth=metric_depth(height, width), depth_kind="metric",
-                                 output="points", stride=1, point_size=0.045, fov_deg=50.0, shader="shadeless")
+                                 output="points", stride=1, point_size=0.045, fov_deg=50.0, shader="shadeless",
+                                 point_cloud=use_point_cloud)
     assert result.object.type == ("MESH" if use_point_cloud is False else "POINTCLOUD")
     scene = bpy.context.scene
     assert scene.camera == result.camera and (scene.render.resolution_x, scene.render.resolution_y) == (width, height)
@@ -559,7 +574,7 @@ def test_points_fallback_remesh_keeps_a_points_mesh(sample_photo, points_fallbac
     from depth_addon import api
     from depth_addon.errors import DepthAddonError
 
-    result = import_sample(sample_photo, output="points", stride=10)
+    result = import_sample(sample_photo, output="points", stride=10, **points_fallback)
     obj = result.object
     before = len(obj.data.vertices)
     duplicate = obj.copy()  # a linked duplicate (Alt+D) shares the mesh and has its own modifier
@@ -574,7 +589,7 @@ def test_points_fallback_remesh_keeps_a_points_mesh(sample_photo, points_fallbac
     assert evaluated_points(obj)["count"] == before == len(obj.data.vertices)
     with pytest.raises(DepthAddonError, match="is a point cloud; to get a mesh"):
         api.remesh(obj, output="mesh")
-    second = import_sample(sample_photo, output="points", stride=20, name="second").object
+    second = import_sample(sample_photo, output="points", stride=20, name="second", **points_fallback).object
     assert second.modifiers[0].node_group == obj.modifiers[0].node_group  # one shared node group
     assert (len(bpy.data.node_groups), len(bpy.data.pointclouds)) == (1, 0)
 
@@ -590,12 +605,12 @@ def test_points_fallback_failure_keeps_an_existing_node_group(sample_photo, poin
     def fail():
         with pytest.raises(ReferenceError):
             api.image_to_object(str(sample_photo), depth=metric_depth(), depth_kind="metric", output="points",
-                                collection=removed_collection, stride=10)
+                                collection=removed_collection, stride=10, **points_fallback)
 
     before = datablock_counts()
     fail()
     assert datablock_counts() == before  # the node group it made went too
-    first = import_sample(sample_photo, output="points", stride=10)
+    first = import_sample(sample_photo, output="points", stride=10, **points_fallback)
     group = first.object.modifiers[0].node_group
     before = datablock_counts()
     fail()
@@ -608,7 +623,7 @@ def test_points_fallback_glb_export_writes_the_points(sample_photo, tmp_path, po
 
     from depth_addon.blender.export import export_scene
 
-    result = import_sample(sample_photo, output="points", stride=10)
+    result = import_sample(sample_photo, output="points", stride=10, **points_fallback)
     n_points = len(result.object.data.vertices)
     export_scene(tmp_path / "points.glb", result)
     assert [m.name for m in result.object.modifiers] == ["Depth Addon Points"]  # the object is left as it was

@@ -16,6 +16,7 @@ CORE_MODULES = [
     "depth_addon.midas.weights",
     "depth_addon.imageio",
     "depth_addon.pipeline",
+    "depth_addon.depth_job",
     "depth_addon.ui.jobs",
     "depth_addon.ui.deps",
     "depth_addon.geometry",

@@ -271,7 +271,7 @@ def _closed_port_build() -> deps.TorchBuild:
 
 @pytest.mark.pure
 def test_installer_installs_torch_from_the_chosen_index_and_no_numpy(local_indexes, tmp_path):
-    from depth_addon.ui.jobs import InstallJob
+    from depth_addon.ui.deps import InstallJob
 
     target = tmp_path / "deps" / "py311"
     job = InstallJob(local_indexes.build, target, pypi_index=local_indexes.pypi_index).run_sync()
@@ -290,7 +290,7 @@ def test_installer_installs_torch_from_the_chosen_index_and_no_numpy(local_index
 
 @pytest.mark.pure
 def test_an_unreachable_index_stops_at_once_naming_it(tmp_path):
-    from depth_addon.ui.jobs import InstallJob
+    from depth_addon.ui.deps import InstallJob
 
     target = tmp_path / "py311"
     target.mkdir()
@@ -309,7 +309,7 @@ def test_an_unreachable_index_stops_at_once_naming_it(tmp_path):
 @pytest.mark.pure
 def test_a_failed_or_cancelled_install_keeps_the_previous_one(local_indexes, tmp_path):
     from depth_addon.errors import CancelledError
-    from depth_addon.ui.jobs import InstallJob
+    from depth_addon.ui.deps import InstallJob
 
     target = tmp_path / "py311"
     target.mkdir()
@@ -333,7 +333,7 @@ def test_a_failed_or_cancelled_install_keeps_the_previous_one(local_indexes, tmp
 @pytest.mark.pure
 def test_installer_for_real_on_this_platforms_default_index(tmp_path):
     """The real thing: this platform's default build from its real index into a temp folder."""
-    from depth_addon.ui.jobs import InstallJob
+    from depth_addon.ui.deps import InstallJob
 
     build = deps.default_build()
     if build is None:
@@ -477,7 +477,7 @@ def test_preferences_draw_every_installer_state(monkeypatch, capfd, tmp_path):
     import addon_utils
     import bpy
 
-    from depth_addon.ui import jobs, preferences
+    from depth_addon.ui import modal, preferences
 
     assert addon_utils.enable("depth_addon", default_set=True) is not None  # real preferences
     try:
@@ -487,9 +487,9 @@ def test_preferences_draw_every_installer_state(monkeypatch, capfd, tmp_path):
         for _label, missing in states:
             monkeypatch.setattr(deps, "_missing", missing)
             _draw(bpy, preferences, prefs)
-        monkeypatch.setitem(jobs.ACTIVE, "install", jobs.InstallJob(_closed_port_build(), tmp_path / "py311"))
+        monkeypatch.setitem(modal.ACTIVE, "install", deps.InstallJob(_closed_port_build(), tmp_path / "py311"))
         _draw(bpy, preferences, prefs)  # progress + Cancel
-        jobs.ACTIVE.pop("install")
+        modal.ACTIVE.pop("install")
         monkeypatch.setattr(preferences, "PLATFORM", Platform("macos", "x86_64", (3, 13), (14, 0)))
         assert not bpy.ops.depth_addon.install_dependencies.poll()
         _draw(bpy, preferences, prefs)  # says there is no torch, offers no download

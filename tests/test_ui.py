@@ -1,9 +1,9 @@
 """The Blender UI layer: operators, panels, menus and registration in the real bpy module,
-plus the bpy-free job module (threads, cancel, subprocesses, the depth cache).
+plus the bpy-free job pieces (threads, cancel, subprocesses, the depth job's cache).
 
 The modal (threaded) path needs a window and an event loop, which the bpy module does not
-run; its cancel path is driven by calling the operator mix-in's real ``modal`` method with
-a running ``DepthJob`` and the real context. Panels are drawn into a real ``UILayout``
+run; its cancel path is driven by calling ``modal.JobOperator``'s real ``modal`` method with
+a running depth job and the real context. Panels are drawn into a real ``UILayout``
 taken from a popup menu that is begun but never shown (``popmenu_begin__internal``).
 """
 
@@ -30,7 +30,7 @@ DATA_COLLECTIONS = ("objects", "meshes", "pointclouds", "cameras", "images", "ma
 
 @pytest.mark.pure
 def test_depth_cache_keeps_the_most_recent_entries():
-    from depth_addon.ui.jobs import DepthCache
+    from depth_addon.depth_job import DepthCache
 
     cache = DepthCache(size=2)
     first, second, third = (np.full((2, 2), value, np.float32) for value in (1, 2, 3))
@@ -45,7 +45,7 @@ def test_depth_cache_keeps_the_most_recent_entries():
 
 @pytest.mark.pure
 def test_command_job_collects_output_and_reports_failures():
-    from depth_addon.ui.jobs import CommandJob
+    from depth_addon.ui.deps import CommandJob
 
     ok = CommandJob([[sys.executable, "-c", "print('first'); print('second')"]]).run_sync()
     assert ok.error is None and ok.result.splitlines() == ["first", "second"]
@@ -61,7 +61,7 @@ def test_command_job_collects_output_and_reports_failures():
 @pytest.mark.pure
 def test_command_job_cancel_terminates_the_process():
     from depth_addon.errors import CancelledError
-    from depth_addon.ui.jobs import CommandJob
+    from depth_addon.ui.deps import CommandJob
 
     job = CommandJob([[sys.executable, "-c", "import time; print('started', flush=True); time.sleep(60)"]]).start()
     for _ in range(200):
@@ -251,13 +251,13 @@ def test_operator_and_python_api_give_identical_geometry(addon, checkpoint):
 def test_rerun_with_other_settings_reuses_the_depth(addon, checkpoint):
     """What the redo panel does: the same photo and model again, other geometry -> no network."""
     bpy = addon
-    from depth_addon.ui import jobs
+    from depth_addon.depth_job import DEPTH_CACHE
 
     _import(bpy, checkpoint, resolution=64)
     coarse = len(bpy.context.view_layer.objects.active.data.vertices)
-    hits = jobs.DEPTH_CACHE.hits
+    hits = DEPTH_CACHE.hits
     _import(bpy, checkpoint, resolution=128)
-    assert jobs.DEPTH_CACHE.hits == hits + 1
+    assert DEPTH_CACHE.hits == hits + 1
     assert len(bpy.context.view_layer.objects.active.data.vertices) > 2 * coarse
 
 
@@ -366,17 +366,22 @@ def test_failures_leave_the_scene_unchanged(addon, checkpoint, tmp_path):
 def test_cancel_leaves_the_scene_unchanged(addon, checkpoint):
     """Esc during a threaded run: the operator ends at once, the job stops, nothing is built."""
     bpy = addon
+    from depth_addon.depth_job import DepthInput, DepthJob
     from depth_addon.errors import CancelledError
-    from depth_addon.ui import jobs, operators
+    from depth_addon.pipeline import Network
+    from depth_addon.ui import jobs, modal
 
-    class ModalRun(operators._JobOperator):
+    class ModalRun(modal.JobOperator):
         """The operator mix-in's real modal/cancel code, without a window's event loop."""
 
         def __init__(self, job):
-            self._job, self._timer, self.reports = job, None, []
+            self._handle, self.reports = (modal.JobHandle("depth", job) if job else None), []
 
         def job_key(self):
             return "depth"
+
+        def make_job(self, context):  # the job is started by the test itself
+            raise AssertionError("not called")
 
         def report(self, kind, message):
             self.reports.append((kind, message))
@@ -384,9 +389,12 @@ def test_cancel_leaves_the_scene_unchanged(addon, checkpoint):
         def finish(self, context, job):  # must never be reached when cancelled
             raise AssertionError("finished a cancelled run")
 
+    def depth_job(*inputs, **network):
+        return jobs.Job(DepthJob(list(inputs), Network(MODEL, **network), cache=None))
+
     before = _counts(bpy)
     started, escape_pressed = [], threading.Event()
-    job = jobs.DepthJob([jobs.DepthInput.from_file(PHOTO)], model=MODEL, weights=checkpoint, cache=None)
+    job = depth_job(DepthInput.from_file(PHOTO), weights=checkpoint)
     original_report = job.report
 
     def report_then_wait(fraction, message=None):
@@ -397,7 +405,7 @@ def test_cancel_leaves_the_scene_unchanged(addon, checkpoint):
             escape_pressed.wait(60)
 
     job.report = report_then_wait
-    jobs.ACTIVE["depth"] = job.start()
+    modal.ACTIVE["depth"] = job.start()
     run = ModalRun(job)
     timer = types.SimpleNamespace(type="TIMER", value="NOTHING")
     for _ in range(200):
@@ -411,7 +419,7 @@ def test_cancel_leaves_the_scene_unchanged(addon, checkpoint):
     escape = types.SimpleNamespace(type="ESC", value="PRESS")
     assert run.modal(bpy.context, escape) == {"CANCELLED"}
     # The worker is still busy: its entry stays and blocks a second run until it ends.
-    assert not job.done and jobs.ACTIVE.get("depth") is job and not bpy.ops.depth_addon.image_to_object.poll()
+    assert not job.done and modal.ACTIVE.get("depth") is job and not bpy.ops.depth_addon.image_to_object.poll()
     assert run.reports and run.reports[-1][0] == {"WARNING"} and "cancelled" in run.reports[-1][1]
     escape_pressed.set()
     assert job.wait(60), "the worker did not stop after cancel"
@@ -422,20 +430,33 @@ def test_cancel_leaves_the_scene_unchanged(addon, checkpoint):
     # A run that completes: the timer tick after it ends hands the job to finish() on this thread.
     finished = []
     run.finish = lambda context, done_job: (finished.append(done_job), {"FINISHED"})[1]
-    quick = jobs.DepthJob([jobs.DepthInput.from_file(PHOTO, str(SAMPLES / "chelsea_depth.png"))], model=MODEL)
-    jobs.ACTIVE["depth"] = quick.start()
-    run._job = quick
+    quick = depth_job(DepthInput.from_file(PHOTO, str(SAMPLES / "chelsea_depth.png")))
+    modal.ACTIVE["depth"] = quick.start()
+    run._handle = modal.JobHandle("depth", quick)
     assert quick.wait(60)
     assert run.modal(bpy.context, timer) == {"FINISHED"} and finished == [quick]
-    assert "depth" not in jobs.ACTIVE and quick.result[0].depth.shape == (300, 451)
+    found = quick.result[0].depth
+    assert "depth" not in modal.ACTIVE and found.values.shape == (300, 451)
+    assert (found.kind, found.source) == ("relative", "file")  # decided in the worker, from the picture
     # Blender calls cancel() when the file browser is closed before anything started.
     ModalRun(None).cancel(bpy.context)
 
     # Synchronously: a job cancelled before it runs never touches the network.
-    early = jobs.DepthJob([jobs.DepthInput.from_file(PHOTO)], model=MODEL, weights=checkpoint, cache=None)
+    early = depth_job(DepthInput.from_file(PHOTO), weights=checkpoint)
     early.cancel()
     early.run_sync()
-    assert early.was_cancelled and early.networks_run == 0
+    assert early.was_cancelled and early.task.networks_run == 0
+
+
+@pytest.mark.blender
+def test_job_operators_name_what_they_lack_when_defined():
+    """The mix-in checks its subclasses at class definition, not when a user first clicks."""
+    from depth_addon.ui.modal import JobOperator
+
+    with pytest.raises(TypeError, match=r"^Half must define make_job, finish to run a job"):
+        class Half(JobOperator):
+            def job_key(self):
+                return "x"
 
 
 # -----------------------------------------------------------------------------
@@ -531,9 +552,36 @@ def test_download_operator_fetches_weights_when_online(addon, local_weights_serv
 
 
 @pytest.mark.blender
+@pytest.mark.torch  # the operator's run wants torch + timm
+def test_the_preferences_weights_folder_is_passed_to_the_run(tmp_path):
+    """No global default: the preferences' Weights Folder reaches the resolver as an argument."""
+    import re
+
+    import addon_utils
+    import bpy
+
+    from depth_addon.midas.registry import get_spec
+    from depth_addon.ui import preferences
+
+    mine = tmp_path / "mine"
+    assert addon_utils.enable("depth_addon", default_set=True) is not None  # real preferences
+    try:
+        preferences.get_preferences().weights_dir = str(mine)
+        assert preferences.weights_folder() == mine
+        assert not bpy.app.online_access
+        with pytest.raises(RuntimeError, match=re.escape(f"put {get_spec(MODEL).filename} in {mine}")):
+            bpy.ops.depth_addon.image_to_object(filepath=str(PHOTO), model=MODEL, resolution=16)
+    finally:
+        preferences.get_preferences().weights_dir = ""
+        addon_utils.disable("depth_addon", default_set=True)
+
+
+@pytest.mark.blender
 def test_panels_menus_and_options_draw(addon, capfd, monkeypatch):
     bpy = addon
-    from depth_addon.ui import deps, jobs, operators, panels, properties
+    from depth_addon.depth_job import DepthJob
+    from depth_addon.pipeline import Network
+    from depth_addon.ui import deps, jobs, modal, operators, panels, properties
 
     context = bpy.context
     props = context.scene.depth_addon
@@ -546,9 +594,9 @@ def test_panels_menus_and_options_draw(addon, capfd, monkeypatch):
     props.weights, props.depth_path, props.depth_kind = "/some/model.pt", "/some/depth.exr", "relative"
     panels.draw_depth_panel(_layout(bpy), context)
     properties.draw_settings(_layout(bpy), props, main=False)
-    running = jobs.DepthJob([], model=MODEL)
+    running = jobs.Job(DepthJob([], Network(MODEL)))
     running.report(0.4, "Running MiDaS")
-    monkeypatch.setitem(jobs.ACTIVE, "depth", running)
+    monkeypatch.setitem(modal.ACTIVE, "depth", running)
     panels.draw_depth_panel(_layout(bpy), context)  # progress + cancel button
     for func in (panels.menu_import, panels.menu_image_editor):
         menu.layout = _layout(bpy)

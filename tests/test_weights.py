@@ -168,17 +168,13 @@ def _assert_tells_what_to_do(message: str, url: str, folder):
 
 
 def test_weights_dir_precedence(monkeypatch, tmp_path):
-    monkeypatch.setattr(weights, "_default_dir", None)
     monkeypatch.delenv(weights.WEIGHTS_DIR_ENV, raising=False)
     monkeypatch.setattr(sys, "platform", "linux")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert weights.weights_dir() == tmp_path / "xdg" / "depth_addon" / "weights"
-    weights.set_default_weights_dir(tmp_path / "blender_user")
-    assert weights.weights_dir() == tmp_path / "blender_user"
     monkeypatch.setenv(weights.WEIGHTS_DIR_ENV, str(tmp_path / "env"))
     assert weights.weights_dir() == tmp_path / "env"
-    assert weights.weights_dir(tmp_path / "arg") == tmp_path / "arg"
-    weights.set_default_weights_dir(None)
+    assert weights.weights_dir(tmp_path / "arg") == tmp_path / "arg"  # e.g. Blender's Weights Folder
     monkeypatch.delenv(weights.WEIGHTS_DIR_ENV)
     assert weights.weights_dir() == tmp_path / "xdg" / "depth_addon" / "weights"
 

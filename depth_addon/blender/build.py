@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 import bpy
@@ -32,11 +33,83 @@ PROP_FILL_IMAGE = "depth_addon_fill_image"  # Image: the extended photo the fill
 
 
 @dataclass
-class BuiltObjects:
+class Photo:
+    """The photo a build textures with: ``rgb`` (H, W, 3) uint8 pixels, top row first, read once,
+    and where they came from: ``image``, an existing Image (used as is), and/or ``path``, the
+    file (its EXIF focal length; without an ``image`` the new Image references it)."""
+
+    rgb: np.ndarray
+    path: Path | None = None
+    image: bpy.types.Image | None = None
+    name: str = "Photo"
+
+    @classmethod
+    def from_file(cls, path, rgb: np.ndarray | None = None) -> Photo:
+        """A photo file; ``rgb``: its pixels when they were read already (no second decode)."""
+        path = Path(path).resolve()
+        if rgb is None:
+            from ..imageio import read_image
+
+            rgb = read_image(path)
+        return cls(rgb, path=path, name=path.stem)
+
+    @classmethod
+    def from_image(cls, image: bpy.types.Image, rgb: np.ndarray | None = None) -> Photo:
+        """An Image datablock; ``rgb``: its pixels when they were copied already."""
+        return cls(datablocks.image_rgb(image) if rgb is None else rgb, path=_image_file(image), image=image,
+                   name=Path(image.name).stem or image.name)
+
+    @classmethod
+    def from_pixels(cls, name: str, rgb: np.ndarray) -> Photo:
+        """Pixels alone: the build packs them into a new Image."""
+        return cls(rgb, name=name)
+
+    @cached_property
+    def exif(self):
+        """The file's ``imageio.PhotoExif`` (field of view, orientation), read once; empty without a file."""
+        from ..imageio import PhotoExif, read_exif
+
+        return read_exif(self.path) if self.path is not None else PhotoExif()
+
+    def datablock(self) -> bpy.types.Image:
+        if self.image is not None:
+            return self.image
+        if self.path is not None:
+            # A reused photo predates the build: kept on failure.
+            return datablocks.load_photo(self.path, self.rgb, self.exif.orientation)
+        return datablocks.image_from_pixels(self.name, self.rgb)
+
+
+@dataclass
+class DepthImportResult:
+    """What an import made: ``object`` (mesh or point cloud), its ``camera`` (or None), the photo
+    ``image``, the float ``depth_image`` kept for ``remesh``, and the horizontal field of view
+    ``fov_deg`` with where it came from, ``fov_source``: "given", "settings", "exif" or "default"."""
+
     object: bpy.types.Object
     camera: bpy.types.Object | None
     image: bpy.types.Image
     depth_image: bpy.types.Image
+    fov_deg: float
+    fov_source: str
+
+
+def _image_file(image: bpy.types.Image) -> Path | None:
+    """The file behind a Blender image, if it has one on disk (for its EXIF focal length)."""
+    if image.source != "FILE" or not image.filepath:
+        return None
+    path = Path(bpy.path.abspath(image.filepath, library=image.library))
+    return path if path.is_file() else None
+
+
+def _field_of_view(photo: Photo, settings: BuildSettings, fov_deg: float | None) -> tuple[float, str]:
+    """The horizontal FOV a build uses and where it comes from; the EXIF is read only when needed."""
+    if fov_deg is not None:
+        return resolve_fov(settings.with_changes(fov_deg=fov_deg)), "given"
+    if settings.fov_deg is not None:
+        return resolve_fov(settings), "settings"
+    exif = photo.exif.fov_deg
+    return resolve_fov(settings, exif), "exif" if exif is not None else "default"
 
 
 class _Created:
@@ -62,29 +135,28 @@ class _Created:
             bpy.data.batch_remove(new)
 
 
-def build_objects(name: str, image: bpy.types.Image | Path | np.ndarray, rgb: np.ndarray, depth: np.ndarray,
-                  settings: BuildSettings, fov_deg: float, collection=None) -> BuiltObjects:
-    """Create the object (+ camera) for ``depth`` of kind ``settings.depth_kind``.
+def build_objects(photo: Photo, depth: np.ndarray, settings: BuildSettings, *, fov_deg: float | None = None,
+                  name: str | None = None, collection=None, point_cloud: bool | None = None) -> DepthImportResult:
+    """Create the object (+ camera) for ``depth`` of kind ``settings.depth_kind``; nothing is selected.
 
-    image: an existing Image (used as is), or a photo path / uint8 pixels to make one from.
-    rgb: (H, W, 3) uint8 photo pixels; depth: (h, w) float32, resampled to (H, W).
+    depth: (h, w) float32, resampled to the photo's (H, W). fov_deg: horizontal FOV; None =
+    ``settings.fov_deg``, else the photo's EXIF, else the default. name: default the photo's.
+    point_cloud: for point output, see ``points.new_points_data``.
     """
+    name = name or photo.name
+    fov_deg, fov_source = _field_of_view(photo, settings, fov_deg)
     created = _Created()
     try:
+        rgb = photo.rgb
         height, width = rgb.shape[:2]
-        if isinstance(image, bpy.types.Image):
-            photo = image
-        elif isinstance(image, Path):
-            photo = datablocks.load_photo(image, rgb)  # a reused photo predates `created`: kept on failure
-        else:
-            photo = datablocks.image_from_pixels(name, rgb)
+        image = photo.datablock()
         if depth.shape != (height, width) and depth.shape == (width, height):
             raise DepthAddonError(
                 f"the depth map is {depth.shape[1]}x{depth.shape[0]} pixels but the photo is {width}x{height}: "
                 "it looks rotated (made from the photo without its EXIF orientation?); rotate it to match the photo")
         depth = resize_depth(depth, height, width)
         depth_image = datablocks.store_depth(f"{name} depth", depth)
-        data, material, arrays = _new_geometry(name, photo, rgb, depth, settings, fov_deg)
+        data, material, arrays = _new_geometry(name, image, rgb, depth, settings, fov_deg, point_cloud)
         model = arrays.camera
         data.materials.append(material)
         obj = bpy.data.objects.new(name, data)
@@ -99,7 +171,7 @@ def build_objects(name: str, image: bpy.types.Image | Path | np.ndarray, rgb: np
         obj[PROP_SETTINGS] = json.dumps(asdict(settings))
         obj[PROP_FOV] = float(fov_deg)
         obj[PROP_DEPTH] = depth_image
-        obj[PROP_PHOTO] = photo
+        obj[PROP_PHOTO] = image
         collection = collection or bpy.context.collection or bpy.context.scene.collection
         collection.objects.link(obj)
         scene = bpy.context.scene
@@ -110,8 +182,7 @@ def build_objects(name: str, image: bpy.types.Image | Path | np.ndarray, rgb: np
         # Not while the scene renders through another camera: its photo would lose its framing.
         if settings.set_render_resolution and scene.camera in (None, camera):
             datablocks.set_render_resolution(scene, width, height)
-        select_only([obj])
-        return BuiltObjects(obj, camera, photo, depth_image)
+        return DepthImportResult(obj, camera, image, depth_image, fov_deg, fov_source)
     except BaseException:
         created.remove_all()
         raise
@@ -199,10 +270,10 @@ def set_point_size(obj: bpy.types.Object, point_size: float) -> None:
     obj[PROP_SETTINGS] = json.dumps(asdict(changed))
 
 
-def _new_geometry(name, photo, rgb, depth, settings, fov_deg):
+def _new_geometry(name, photo, rgb, depth, settings, fov_deg, point_cloud):
     if settings.output == "points":
         arrays = build_points(rgb, depth, settings, fov_deg=fov_deg)
-        data = new_points_data(name, arrays)
+        data = new_points_data(name, arrays, point_cloud)
         material = datablocks.point_material(name, settings.shader)
     elif settings.output == "mesh":
         arrays = build_mesh(depth, settings, fov_deg=fov_deg)

@@ -21,18 +21,19 @@ CAMERA_ROTATION = Euler((math.pi / 2, 0.0, 0.0))
 
 # ---------------------------------------------------------------- images
 
-def load_photo(path: Path, rgb: np.ndarray) -> bpy.types.Image:
+def load_photo(path: Path, rgb: np.ndarray, orientation: int | None = None) -> bpy.types.Image:
     """The photo as an Image datablock that references ``path`` (nothing is copied).
 
     An Image already loaded from the same file is reused. When the file's stored pixels differ
-    from ``rgb`` (EXIF orientation, which Blender does not apply) the image is made from ``rgb``
-    instead and packed, so the texture matches the geometry; its ``filepath`` still names the file.
+    from ``rgb`` (its EXIF ``orientation`` rotates them, which Blender does not apply) the image
+    is made from ``rgb`` instead and packed, so the texture matches the geometry; its
+    ``filepath`` still names the file.
     """
     before = set(bpy.data.images)
     image = bpy.data.images.load(str(path), check_existing=True)
     is_new = image not in before
     height, width = rgb.shape[:2]
-    if tuple(image.size) == (width, height) and _exif_orientation(path) in (None, 1):
+    if tuple(image.size) == (width, height) and orientation in (None, 1):
         return image
     if is_new:
         bpy.data.images.remove(image)
@@ -111,20 +112,6 @@ def load_depth(image: bpy.types.Image) -> np.ndarray:
     rgba = np.empty(width * height * 4, dtype=np.float32)
     image.pixels.foreach_get(rgba)
     return np.ascontiguousarray(rgba.reshape(height, width, 4)[::-1, :, 0])
-
-
-def _exif_orientation(path: Path) -> int | None:
-    if path.suffix.lower() not in (".jpg", ".jpeg", ".tif", ".tiff", ".webp"):
-        return None  # only these carry an orientation tag in practice; others would be decoded to look
-    try:
-        from PIL import Image
-    except ImportError:  # Blender's own Python has no Pillow: trust the size check alone
-        return None
-    try:
-        with Image.open(path) as im:
-            return int(im.getexif().get(0x0112, 1))
-    except (OSError, ValueError):
-        return None
 
 
 # ---------------------------------------------------------------- materials

@@ -24,10 +24,6 @@ from .mesh import (
     set_point_radius,
 )
 
-# None: PointCloud datablocks where this Blender can make them, else the points mesh;
-# False: always the points mesh (the tests force it to test the fallback on any Blender).
-USE_POINT_CLOUD: bool | None = None
-
 NODE_GROUP_NAME = "Depth Addon Points"
 MODIFIER_NAME = "Depth Addon Points"
 RADIUS_ATTRIBUTE = "radius"
@@ -35,16 +31,14 @@ _GROUP_MARK = "depth_addon_points"  # custom property on the node group: found a
 _GROUP_VERSION = 1
 
 
-def point_clouds_supported() -> bool:
-    """Whether point output makes PointCloud objects here (else: points meshes); see ``USE_POINT_CLOUD``."""
-    if USE_POINT_CLOUD is not None:
-        return USE_POINT_CLOUD
-    return can_convert_to_point_cloud()
+def new_points_data(name: str, arrays: PointArrays, point_cloud: bool | None = None
+                    ) -> bpy.types.PointCloud | bpy.types.Mesh:
+    """A PointCloud, or a points mesh that needs ``add_points_modifier`` on its object.
 
-
-def new_points_data(name: str, arrays: PointArrays) -> bpy.types.PointCloud | bpy.types.Mesh:
-    """A PointCloud, or (fallback) a points mesh that needs ``add_points_modifier`` on its object."""
-    if point_clouds_supported():
+    point_cloud: None = a PointCloud where this Blender can make one; False = the points mesh
+    (as on Blender 4.2-4.4, on any Blender); True = a PointCloud.
+    """
+    if can_convert_to_point_cloud() if point_cloud is None else point_cloud:
         return new_point_cloud(name, arrays)
     mesh = bpy.data.meshes.new(name)
     try:

@@ -12,7 +12,8 @@ import sys
 
 from .. import imageio
 from ..midas import weights as weights_cache
-from ..midas.registry import DEFAULT_MODEL, DEVICES, MODEL_TYPES, PRECISIONS, get_spec, licence_notice
+from ..midas.registry import DEFAULT_MODEL, DEVICES, MODEL_TYPES, PRECISIONS
+from ..pipeline import Network, resolve_depth
 from .model_help import MODEL_HELP, models_epilog
 
 
@@ -49,28 +50,21 @@ def add_parser(subparsers):
 def run(args) -> int:
     # Cheap checks first, so a typo never costs a download or a model load.
     imageio.check_depth_output(args.output, args.colormap)
+    network = Network(args.model, weights=args.weights, device=args.device, precision=args.precision)
     rgb = imageio.read_image(args.image)
-    checkpoint = args.weights
-    spec = get_spec(args.model)
-    if checkpoint is None:
-        notice = licence_notice(spec)
-        if notice is not None and weights_cache.cached_weights(args.model) is None:
-            print(f"note: {notice}", file=sys.stderr)  # before the download, even with -q
-        with DownloadBar(args.model, disable=args.quiet) as bar:
-            checkpoint = weights_cache.ensure_weights(args.model, progress=bar)
-
-    from ..pipeline import estimate_depth
 
     def stage(fraction: float, message: str):
         if not args.quiet:
             print(message, file=sys.stderr)
 
-    depth = estimate_depth(rgb, args.model, weights=checkpoint, device=args.device,
-                           precision=args.precision, progress=stage)
-    kind = spec.depth_kind  # the table row: inverse (MiDaS, DAv2 relative) or metres
-    path = imageio.write_depth(args.output, depth, colormap=args.colormap, kind=kind, model=args.model)
+    def note(text: str):
+        print(f"note: {text}", file=sys.stderr)  # before the download, even with -q
+
+    with DownloadBar(args.model, disable=args.quiet) as bar:
+        found = resolve_depth(rgb, network=network, progress=stage, on_bytes=bar, on_note=note)
+    path = imageio.write_depth(args.output, found.values, colormap=args.colormap, kind=found.kind, model=args.model)
     if not args.quiet:
-        print(f"wrote {path} ({depth.shape[1]}x{depth.shape[0]})")
+        print(f"wrote {path} ({found.values.shape[1]}x{found.values.shape[0]})")
         if path.suffix.lower() == ".npy":  # .npy has no metadata of its own
             print(f"wrote {path.with_name(path.name + '.json')} (what {path.name} holds)")
     return 0

@@ -15,8 +15,9 @@ import sys
 import typing
 from pathlib import Path
 
-from ..errors import DependencyMissingError, DepthAddonError
-from ..midas.registry import DEFAULT_MODEL, DEVICES, MODEL_TYPES, PRECISIONS, get_spec
+from ..errors import DependencyMissingError, DepthAddonError, WeightsUnavailableError
+from ..midas.registry import DEFAULT_MODEL, DEVICES, MODEL_TYPES, PRECISIONS
+from ..pipeline import Network, resolve_depth
 from ..settings import DEFAULT_FOV_DEG, BuildSettings, Shader
 from .model_help import MODEL_HELP, models_epilog
 
@@ -129,41 +130,23 @@ def run(args: argparse.Namespace) -> int:
     bad = [str(o) for o in args.outputs if o.suffix.lower() not in EXPORT_SUFFIXES]
     if bad:
         raise DepthAddonError(f"cannot write {', '.join(bad)}: use an output ending in {', '.join(EXPORT_SUFFIXES)}")
-    from ..imageio import check_writable
+    from ..imageio import check_writable, read_image
 
     for output in args.outputs:
         check_writable(output)  # before minutes of depth work, not after
     settings = settings_from_args(args)
+    if args.depth is None and (args.depth_kind is not None or args.invert):
+        raise DepthAddonError("--depth-kind and --invert describe a --depth FILE; add --depth or drop them")
+    network = Network(args.model, weights=args.weights, device=args.device, precision=args.precision)
     _check_bpy_available()
-    from ..imageio import read_image
-
     rgb = read_image(args.image)
-    if args.depth is not None:
-        from ..imageio import read_depth
-
-        depth = read_depth(args.depth)
-        kind = args.depth_kind
-        if kind is None:
-            from ..imageio import depth_file_kind
-
-            kind, assumed = depth_file_kind(args.depth)
-            if assumed and not args.quiet:
-                print(f"note: {assumed}; pass --depth-kind to change that", file=sys.stderr)
-    else:
-        if args.depth_kind is not None or args.invert:
-            raise DepthAddonError("--depth-kind and --invert describe a --depth FILE; add --depth or drop them")
-        from ..errors import WeightsUnavailableError
-        from ..pipeline import estimate_depth
-
-        try:
-            depth = estimate_depth(rgb, model_type=args.model, weights=args.weights, device=args.device,
-                                   precision=args.precision, progress=None if args.quiet else _print_progress())
-        except WeightsUnavailableError as exc:
-            raise WeightsUnavailableError(f"{exc}; or skip the network with --depth FILE (a depth map)") from exc
-        kind = get_spec(args.model).depth_kind   # metric models: metres
-    settings = settings.with_changes(depth_kind=kind)
-
-    fov, fov_source = _field_of_view(settings, args.image)
+    try:
+        found = resolve_depth(rgb, args.depth, depth_kind=args.depth_kind, network=network,
+                              progress=None if args.quiet else _print_progress())
+    except WeightsUnavailableError as exc:
+        raise WeightsUnavailableError(f"{exc}; or skip the network with --depth FILE (a depth map)") from exc
+    if found.note and not args.quiet:
+        print(f"note: {found.note}; pass --depth-kind to change that", file=sys.stderr)
 
     # bpy only from here on: everything that can fail for lack of weights has happened.
     # Blender's own log (e.g. "Info: Saved copy as ...") goes to stderr: stdout holds our result lines.
@@ -172,10 +155,10 @@ def run(args: argparse.Namespace) -> int:
         from ..blender.export import export_scene, reset_scene_if_startup
 
         reset_scene_if_startup()
-        result = api.build_from_pixels(args.image, rgb, depth, settings, fov_deg=fov)
+        result = api.build(api.Photo.from_file(args.image, rgb), found, settings)
     report = (lambda line: None) if args.quiet else print
     if settings.projection == "perspective":
-        report(f"field of view {fov:.4g} degrees ({fov_source})")
+        report(f"field of view {result.fov_deg:.4g} degrees ({FOV_SOURCES[result.fov_source]})")
     report(_counts(result.object))
     for output in args.outputs:
         with blender_log_to_stderr():
@@ -184,16 +167,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _field_of_view(settings: BuildSettings, image: Path) -> tuple[float, str]:
-    """The horizontal FOV the build uses and where it comes from (flag, EXIF, default)."""
-    from ..geometry import resolve_fov
-    from ..imageio import exif_horizontal_fov
-
-    exif = exif_horizontal_fov(image) if settings.fov_deg is None else None
-    fov = resolve_fov(settings, exif)
-    if settings.fov_deg is not None:
-        return fov, "--fov"
-    return fov, "the photo's EXIF focal length" if exif is not None else "default; the photo has no EXIF focal length"
+# Where the build's field of view came from (``DepthImportResult.fov_source``), as the CLI says it.
+FOV_SOURCES = {"settings": "--fov", "exif": "the photo's EXIF focal length",
+               "default": "default; the photo has no EXIF focal length"}
 
 
 def _counts(obj) -> str:

@@ -24,7 +24,6 @@ from ..errors import (
     CheckpointMismatchError,
     DependencyMissingError,
     ModelUnavailableError,
-    WeightsUnavailableError,
 )
 from .registry import DEVICES, PRECISIONS, ModelSpec, get_spec, matching_model_types
 from .transforms import prepare_input
@@ -151,15 +150,9 @@ def load_model(model_type: str, checkpoint: str | os.PathLike | None = None, dev
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
     device = resolve_device(device)
-    if checkpoint is None:
-        from .weights import ensure_weights
+    from ..pipeline import resolve_weights  # the one place that picks the file: given, cached or downloaded
 
-        path = Path(ensure_weights(model_type, weights_dir=weights_dir, progress=progress))
-    else:
-        path = Path(checkpoint).expanduser()
-    if not path.is_file():
-        raise WeightsUnavailableError(f"checkpoint file not found: {path}; check the path or pass another file")
-    path = path.resolve()
+    path = resolve_weights(model_type, checkpoint, weights_dir=weights_dir, on_bytes=progress).resolve()
     key = (spec.name, str(path), path.stat().st_mtime_ns, device, precision, bool(optimize))
     with _cache_lock:
         cached = _cache.get(key)

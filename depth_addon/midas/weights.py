@@ -2,9 +2,9 @@
 
     path = ensure_weights("midas_v21_small_256", progress=lambda done, total: ...)
 
-Cache folder, first match wins: the ``weights_dir`` argument, ``$DEPTH_ADDON_WEIGHTS_DIR``,
-the default set with :func:`set_default_weights_dir` (the Blender layer sets the
-preferences' Weights Folder when one is chosen), the platform user cache (``$XDG_CACHE_HOME/depth_addon/weights``
+Cache folder, first match wins: the ``weights_dir`` argument (Blender passes the
+preferences' Weights Folder when one is chosen), ``$DEPTH_ADDON_WEIGHTS_DIR``, the platform
+user cache (``$XDG_CACHE_HOME/depth_addon/weights``
 or ``~/.cache/depth_addon/weights`` on Linux, ``~/Library/Caches/depth_addon/weights`` on
 macOS, ``%LOCALAPPDATA%\\depth_addon\\weights`` on Windows).
 
@@ -51,15 +51,8 @@ CheckFn = Callable[[Path], "str | None"]  # a downloaded file -> what it is inst
 # (flock: EWOULDBLOCK; msvcrt.locking: EACCES, or EDEADLOCK, which is EDEADLK).
 _LOCK_HELD_ERRNOS = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK})
 
-_default_dir: Path | None = None
 _file_locks: dict[Path, threading.Lock] = {}
 _file_locks_guard = threading.Lock()
-
-
-def set_default_weights_dir(path: str | os.PathLike | None) -> None:
-    """Set (or with ``None`` clear) the folder used when no argument or env variable names one."""
-    global _default_dir
-    _default_dir = Path(path) if path is not None else None
 
 
 def platform_cache_dir() -> Path:
@@ -74,14 +67,12 @@ def platform_cache_dir() -> Path:
 
 
 def weights_dir(override: str | os.PathLike | None = None) -> Path:
-    """The weights cache folder: argument > $DEPTH_ADDON_WEIGHTS_DIR > set default > user cache."""
+    """The weights cache folder: argument > $DEPTH_ADDON_WEIGHTS_DIR > user cache."""
     if override is not None:
         return Path(override).expanduser()
     env = os.environ.get(WEIGHTS_DIR_ENV)
     if env:
         return Path(env).expanduser()
-    if _default_dir is not None:
-        return _default_dir
     return platform_cache_dir()
 
 

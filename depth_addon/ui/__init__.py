@@ -26,20 +26,18 @@ def register():
     # torch + timm installed by the preferences' installer live outside the extension's folder.
     deps.add_site_packages(preferences.site_packages_dir())
     deps.missing_modules(refresh=True)
-    preferences.apply_weights_folder()
 
 
 def unregister():
     import bpy
 
-    from ..midas.weights import set_default_weights_dir
-    from . import deps, jobs, panels, properties
+    from ..depth_job import DEPTH_CACHE
+    from . import deps, modal, panels, properties
 
-    for job in list(jobs.ACTIVE.values()):
+    for job in list(modal.ACTIVE.values()):
         job.cancel()
-    jobs.ACTIVE.clear()
-    jobs.DEPTH_CACHE.clear()
-    set_default_weights_dir(None)
+    modal.ACTIVE.clear()
+    DEPTH_CACHE.clear()
     deps.remove_added_site_packages()
     panels.unregister()
     properties.unregister()

@@ -12,6 +12,8 @@ No bpy and no torch import here (the CLI script and tests use it too).
   so Blender's own modules, numpy first of all, keep priority.
 - The install never falls back to another index: the chosen index is probed first, torch and
   torchvision are resolved on it alone, and pip is run without the user's pip configuration.
+- ``InstallJob`` (a ``CommandJob``, a ``ui.jobs.Job``) runs those pip commands in subprocesses,
+  off Blender's main thread, into a ``.partial`` folder swapped in only when all succeeded.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import importlib.util
 import os
 import platform
 import shutil
+import subprocess
 import sys
+import threading
 import tomllib
 import urllib.error
 import urllib.request
@@ -31,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DepthAddonError
+from .jobs import Job
 
 VERSIONS_FILE = Path(__file__).resolve().parents[1] / "dependencies.toml"
 PYPI_INDEX = "https://pypi.org/simple"
@@ -321,7 +326,7 @@ def remove_added_site_packages() -> None:
 
 
 # -----------------------------------------------------------------------------
-# The installer's steps (run by ui.jobs.InstallJob)
+# The installer's steps (run by InstallJob, below)
 
 
 def probe_index(build: TorchBuild, timeout: float = 20.0) -> None:
@@ -412,3 +417,133 @@ def drop_numpy(target: Path) -> list[str]:
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
             removed.append(entry.name)
     return removed
+
+
+# -----------------------------------------------------------------------------
+# The installer: pip in a subprocess, run as a ui.jobs.Job
+
+class CommandJob(Job):
+    """Run commands one after another (a subprocess each), keeping their output lines.
+
+    ``result``: the combined output. A non-zero exit raises ``RuntimeError`` with the last
+    lines; cancelling terminates the running process.
+    """
+
+    title = "Install"
+
+    def __init__(self, commands: Sequence[Sequence[str]], env: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.commands = [list(cmd) for cmd in commands]
+        self.env = env
+        self.lines: list[str] = []
+
+    def work(self) -> str:
+        for index, cmd in enumerate(self.commands):
+            self.check_cancel()
+            self.report(index / len(self.commands), f"running {Path(cmd[0]).name} {' '.join(cmd[1:4])} ...")
+            self._run_one(cmd, index)
+        return "\n".join(self.lines)
+
+    def _run_one(self, cmd: list[str], index: int | None) -> None:
+        process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   env=self.env, bufsize=1)
+        watcher = threading.Thread(target=self._terminate_on_cancel, args=(process,), daemon=True)
+        watcher.start()
+        assert process.stdout is not None
+        for line in process.stdout:
+            line = line.rstrip()
+            if line:
+                self.lines.append(line)
+                self.report(None, line[-160:])
+        code = process.wait()
+        self.check_cancel()
+        if code != 0:
+            tail = "\n".join(self.lines[-15:])
+            raise RuntimeError(f"{' '.join(cmd[:4])} ... exited with status {code}:\n{tail}")
+        if index is not None:
+            self.report((index + 1) / len(self.commands), None)
+
+    def _terminate_on_cancel(self, process: subprocess.Popen) -> None:
+        while process.poll() is None:
+            if self._cancel.wait(0.2):
+                process.terminate()
+                return
+
+
+class InstallJob(CommandJob):
+    """Install torch + timm for ``build`` into ``target`` (``dependencies_dir()``); ``result``: ``target``.
+
+    Steps: probe the chosen index (one clear error when unreachable), resolve torch + torchvision
+    on that index alone, install everything into ``<target>.partial`` with numpy pinned to
+    Blender's, drop pip's numpy copy, then swap the folder in, so a failed or cancelled install
+    leaves a working one as it was.
+    """
+
+    title = "Installing torch"
+
+    def __init__(self, build, target: str | os.PathLike, python: str = sys.executable,
+                 numpy_version: str | None = None, have_pip: bool = True, pypi_index: str | None = None) -> None:
+        super().__init__([], env=pip_environment())
+        self.build = build
+        self.target = Path(target)
+        self.python = python
+        self.numpy_version = numpy_version
+        self.have_pip = have_pip
+        self.pypi_index = pypi_index
+        self.removed_numpy: list[str] = []
+
+    def work(self) -> Path:
+        import json
+
+        self.report(0.02, f"checking {self.build.index_name} ({self.build.index_url})")
+        probe_index(self.build)
+        self.check_cancel()
+        partial = self.target.with_name(self.target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        if not self.have_pip:
+            self._step(0.05, [self.python, "-m", "ensurepip", "--upgrade"], "installing pip")
+        report = partial / "torch-report.json"
+        self._step(0.1, resolve_torch_command(self.build, report, self.python),
+                   f"finding torch on {self.build.index_name}")
+        pins = pins_from_report(json.loads(report.read_text()), self.build)
+        report.unlink()
+        constraints = partial / "numpy-constraint.txt"
+        constraints.write_text(numpy_constraint(self.numpy_version))
+        self._step(0.2, install_command(self.build, partial, pins, constraints, self.python,
+                                                     pypi=self.pypi_index),
+                   f"downloading {' '.join(pins)} ({self.build.download})")
+        constraints.unlink()
+        self.removed_numpy = drop_numpy(partial)
+        self.check_cancel()
+        self.report(0.98, f"moving the packages into {self.target}")
+        _replace_folder(partial, self.target)
+        self.report(1.0, "installed")
+        return self.target
+
+    def _step(self, fraction: float, cmd: list[str], message: str) -> None:
+        self.check_cancel()
+        self.report(fraction, message)
+        self._run_one(cmd, None)
+
+    def _run_one(self, cmd: list[str], index: int | None) -> None:
+        try:
+            super()._run_one(cmd, index)
+        except RuntimeError as exc:
+            raise self._failure(exc) from exc
+
+    def _failure(self, exc: RuntimeError):
+        """One line for the status bar: pip's own error (its whole output stays in ``lines``)."""
+        errors = [line for line in self.lines if line.startswith("ERROR")] or self.lines[-1:] or [str(exc)]
+        return DependencyInstallError(f"pip failed installing {self.build.label} torch from "
+                                           f"{self.build.index_name} ({errors[-1]}); nothing was changed")
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """Put ``new`` where ``target`` is; the old one is deleted (on Windows, files in use may stay behind)."""
+    old = target.with_name(target.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,25 +1,26 @@
 """Operators: thin wrappers around the bpy-free core (bl_pkg style).
 
-Each long operator builds a ``jobs.Job`` from its properties on the main thread, then either
-runs it synchronously (background mode, scripts, redo) or starts its thread and polls it from
-a modal timer, showing progress in the status bar; Esc cancels. The result is turned into
-Blender data on the main thread, in ``finish``. Failures are reported with ``self.report``
-and return ``{'CANCELLED'}``, so the scene and the undo history stay as they were.
+Each long operator builds a ``jobs.Job`` from its properties on the main thread and runs it
+with ``modal.JobOperator``: synchronously (background mode, scripts, redo) or in its thread,
+polled by a modal timer with progress in the status bar; Esc cancels. The result is turned
+into Blender data on the main thread, in ``finish``. Failures are reported with
+``self.report`` and return ``{'CANCELLED'}``, so the scene and the undo history stay as they were.
 """
 
 # No ``from __future__ import annotations``: Blender reads the bpy.props annotations as objects.
 
 import os
 import sys
-import traceback
 
 import bpy
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, StringProperty
 from bpy.types import Operator, OperatorFileListElement
 
+from ..depth_job import DEPTH_CACHE, DepthInput, DepthJob, DepthResult
 from ..errors import DepthAddonError
 from ..settings import BuildSettings
 from . import deps, jobs, preferences
+from .modal import ACTIVE, JobOperator, report_exception
 from .properties import (
     DEVICE_ITEMS,
     SettingsProperties,
@@ -31,25 +32,6 @@ from .properties import (
 )
 
 IMAGE_FILTER = "*.jpg;*.jpeg;*.png;*.tif;*.tiff;*.webp;*.bmp;*.tga"  # what imageio.read_image (Pillow) reads
-TIMER_STEP_S = 0.1
-
-
-def _is_modal(op, context) -> bool:
-    """Run in a thread with a modal timer only when invoked from the UI (never in background or redo)."""
-    if bpy.app.background or context.window is None:
-        return False
-    options = op.options
-    return options.is_invoke and not (options.is_repeat or options.is_repeat_last)
-
-
-def _report_exception(op, exc: BaseException, trace: str = "") -> None:
-    """User-fixable errors as they are; anything else as a bug with the traceback on the console."""
-    if isinstance(exc, DepthAddonError):
-        op.report({"ERROR"}, str(exc))
-        return
-    print(trace or "".join(traceback.format_exception(exc)))
-    op.report({"ERROR"}, f"Unexpected {type(exc).__name__}: {exc} (details in the system console; "
-                         "please report this as a bug)")
 
 
 def _poll_dependencies(cls) -> bool:
@@ -75,13 +57,6 @@ def _read_pictures_with_blender(inputs) -> None:
         item.depth = pictures.read_depth(item.depth_path)
 
 
-def _redraw_progress_areas(context) -> None:
-    for window in context.window_manager.windows:
-        for area in window.screen.areas:
-            if area.type in {"VIEW_3D", "PREFERENCES", "IMAGE_EDITOR"}:
-                area.tag_redraw()
-
-
 def draw_import_options(layout, props) -> None:
     """The import operator's options (file browser side bar and redo panel); ``props``: its properties."""
     layout.use_property_split = True
@@ -97,136 +72,14 @@ def draw_import_options(layout, props) -> None:
     draw_settings(layout.column(heading="More"), props, main=False)
 
 
-class _JobOperator:
-    """Mix-in running a ``jobs.Job``: subclasses define ``job_key``, ``make_job`` and ``finish``.
-
-    ``make_job(context) -> Job | None`` (None: nothing to do, already reported);
-    ``finish(context, job) -> {'FINISHED'} | {'CANCELLED'}`` runs on the main thread.
-    """
-
-    show_in_header = False
-    _job = None    # the running job (modal only)
-    _timer = None
-
-    def job_key(self) -> str:
-        raise NotImplementedError
-
-    def make_job(self, context):
-        raise NotImplementedError
-
-    def finish(self, context, job) -> set[str]:
-        raise NotImplementedError
-
-    def execute(self, context):
-        try:
-            job = self.make_job(context)
-        except DepthAddonError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        if job is None:
-            return {"CANCELLED"}
-        if not _is_modal(self, context):
-            return self.finish(context, job.run_sync())
-        return self._start_modal(context, job)
-
-    def _start_modal(self, context, job):
-        key = self.job_key()
-        running = jobs.ACTIVE.get(key)
-        if running is not None and not running.done:
-            self.report({"ERROR"}, "Already running: wait for it to finish or press Esc")
-            return {"CANCELLED"}
-        jobs.ACTIVE[key] = job.start()
-        self._job = job
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(TIMER_STEP_S, window=context.window)
-        wm.modal_handler_add(self)
-        wm.progress_begin(0, 100)
-        self._show_progress(context)
-        return {"RUNNING_MODAL"}
-
-    def modal(self, context, event):
-        try:
-            return self._modal_step(context, event)
-        except Exception:
-            # Never leave a timer, a status text or a running worker behind a bug.
-            self._job.cancel()
-            self._end_modal(context)
-            raise
-
-    def _modal_step(self, context, event):
-        job = self._job
-        if event.type == "ESC" and event.value == "PRESS":
-            job.cancel()
-        if job.cancelled():
-            # Do not wait for the thread: its result is dropped, nothing was changed.
-            self._end_modal(context)
-            self.report({"WARNING"}, f"{job.title} cancelled; nothing was changed")
-            return {"CANCELLED"}
-        if event.type != "TIMER":
-            return {"RUNNING_MODAL", "PASS_THROUGH"}
-        if not job.done:
-            self._show_progress(context)
-            return {"RUNNING_MODAL", "PASS_THROUGH"}
-        self._end_modal(context)
-        return self.finish(context, job)
-
-    def cancel(self, context):
-        """Blender ends the operator (file browser closed, file loaded, window closed)."""
-        if self._job is None:  # the file browser was cancelled: nothing started
-            return
-        self._job.cancel()
-        self._end_modal(context)
-
-    def _status_text(self) -> str:
-        fraction, message = self._job.progress
-        return f"{self._job.title} {fraction:.0%}: {message}   (Esc to cancel)"
-
-    def _show_progress(self, context) -> None:
-        text = self._status_text()
-        context.workspace.status_text_set(text)
-        context.window_manager.progress_update(int(self._job.progress[0] * 100))
-        if self.show_in_header:
-            for area in context.window.screen.areas:
-                if area.type == "VIEW_3D":
-                    area.header_text_set(text)
-        _redraw_progress_areas(context)
-
-    def _end_modal(self, context) -> None:
-        wm = context.window_manager
-        if self._timer is not None:
-            wm.event_timer_remove(self._timer)
-            self._timer = None
-        wm.progress_end()
-        if context.workspace is not None:
-            context.workspace.status_text_set(None)
-        if self.show_in_header and context.window is not None:
-            for area in context.window.screen.areas:
-                if area.type == "VIEW_3D":
-                    area.header_text_set(None)
-        # A cancelled worker may still be inside the network for a few seconds: its entry
-        # stays (and blocks a second run) until the thread ends; a finished one is removed.
-        if jobs.ACTIVE.get(self.job_key()) is self._job and self._job.done:
-            del jobs.ACTIVE[self.job_key()]
-        _redraw_progress_areas(context)
-
-    def _job_failed(self, job) -> bool:
-        """Report a failed or cancelled job; True if there is nothing to finish."""
-        if job.was_cancelled:
-            self.report({"WARNING"}, f"{job.title} cancelled; nothing was changed")
-            return True
-        if job.error is not None:
-            _report_exception(self, job.error, job.error_traceback)
-            return True
-        return False
-
-
-class DEPTH_ADDON_OT_image_to_object(_JobOperator, SettingsProperties, Operator):
+class DEPTH_ADDON_OT_image_to_object(JobOperator, SettingsProperties, Operator):
     """Estimate depth for photos with a depth network and build textured geometry with a matching camera"""
 
     bl_idname = "depth_addon.image_to_object"
     bl_label = "Image to Depth Mesh"
     bl_options = {"REGISTER", "UNDO"}
     show_in_header = True
+    _build_settings = None   # the BuildSettings of this run, read from the properties by make_job
 
     filepath: StringProperty(name="File", subtype="FILE_PATH", options={"SKIP_SAVE"},
                              description="Photo file to convert")
@@ -252,7 +105,7 @@ class DEPTH_ADDON_OT_image_to_object(_JobOperator, SettingsProperties, Operator)
         if context.mode != "OBJECT":
             cls.poll_message_set("Switch to Object Mode to import")
             return False
-        running = jobs.ACTIVE.get("depth")
+        running = ACTIVE.get("depth")
         if running is not None and not running.done:
             cls.poll_message_set("The previous depth run is stopping: wait a moment" if running.cancelled()
                                  else "A depth run is in progress: wait for it or press Esc")
@@ -275,19 +128,23 @@ class DEPTH_ADDON_OT_image_to_object(_JobOperator, SettingsProperties, Operator)
     def make_job(self, context):
         if self.use_scene_settings:
             self._copy_scene_settings(context)
-        settings_from_props(self)  # invalid settings (near >= far, ...) fail now, before the network runs
+        # Read once: invalid settings (near >= far, ...) fail now, before the network runs.
+        self._build_settings = settings_from_props(self)
         inputs = self._inputs()
         if not inputs:
             self.report({"ERROR"}, "No photo given: choose image files, or an image in the sidebar's Depth tab")
             return None
         if any(item.depth_path is None for item in inputs) and (missing := deps.missing_modules()):
             raise DepthAddonError(deps.missing_message(missing))
-        preferences.apply_weights_folder(context)
-        return jobs.DepthJob(
-            inputs, model=self.model, weights=bpy.path.abspath(self.weights) if self.weights else None,
-            device=preferences.device(context) if self.device == "PREFERENCES" else self.device,
-            precision=preferences.precision(context), allow_download=bpy.app.online_access,
-        )
+        from ..pipeline import Network
+
+        network = Network(self.model, weights=bpy.path.abspath(self.weights) if self.weights else None,
+                          weights_dir=preferences.custom_weights_dir(context), allow_download=bpy.app.online_access,
+                          device=preferences.device(context) if self.device == "PREFERENCES" else self.device,
+                          precision=preferences.precision(context))
+        # What the depth files hold: as asked, else what each file records (decided in the worker).
+        depth_kind = self.depth_kind if self.properties.is_property_set("depth_kind") else None
+        return jobs.Job(DepthJob(inputs, network, depth_kind, cache=DEPTH_CACHE))
 
     def _copy_scene_settings(self, context) -> None:
         """Sidebar -> operator properties, once, so the redo panel shows (and keeps) them."""
@@ -302,7 +159,7 @@ class DEPTH_ADDON_OT_image_to_object(_JobOperator, SettingsProperties, Operator)
         self.depth_path = scene_props.depth_path
         settings_to_props(settings_from_props(scene_props), self)
 
-    def _inputs(self) -> list[jobs.DepthInput]:
+    def _inputs(self) -> list[DepthInput]:
         depth_path = bpy.path.abspath(self.depth_path) if self.depth_path else None
         if self.image_name:
             from ..blender.datablocks import image_rgb
@@ -311,7 +168,7 @@ class DEPTH_ADDON_OT_image_to_object(_JobOperator, SettingsProperties, Operator)
             if image is None:
                 raise DepthAddonError(f"there is no image named {self.image_name!r}; open or pick another image")
             # Pixels are copied here, on the main thread: the worker never touches bpy data.
-            inputs = [jobs.DepthInput.from_pixels(image.name, image_rgb(image), depth_path)]
+            inputs = [DepthInput.from_pixels(image.name, image_rgb(image), depth_path)]
             if depth_path and _read_with_blender():
                 _read_pictures_with_blender(inputs)
             return inputs
@@ -320,26 +177,14 @@ class DEPTH_ADDON_OT_image_to_object(_JobOperator, SettingsProperties, Operator)
             paths = [self.filepath]
         if depth_path and len(paths) > 1:
             raise DepthAddonError("one depth map was given for several photos: import them one at a time")
-        inputs = [jobs.DepthInput.from_file(bpy.path.abspath(path), depth_path) for path in paths]
+        inputs = [DepthInput.from_file(bpy.path.abspath(path), depth_path) for path in paths]
         if depth_path and _read_with_blender():
             _read_pictures_with_blender(inputs)
         return inputs
 
-    def _settings(self, item: jobs.DepthInput) -> BuildSettings:
-        from ..midas.registry import get_spec
-
-        settings = settings_from_props(self)
-        if item.depth_path is None:
-            return settings.with_changes(depth_kind=get_spec(self.model).depth_kind)  # what the model gives
-        if not self.properties.is_property_set("depth_kind"):
-            from ..imageio import depth_file_kind  # what the file records, else the guess from its format
-
-            return settings.with_changes(depth_kind=depth_file_kind(item.depth_path)[0])
-        return settings
-
     # -- main thread, after the job ------------------------------------------------
     def finish(self, context, job) -> set[str]:
-        if self._job_failed(job):
+        if self.job_failed(job):
             return {"CANCELLED"}
         built, failures = [], []
         for result in job.result:
@@ -352,36 +197,30 @@ class DEPTH_ADDON_OT_image_to_object(_JobOperator, SettingsProperties, Operator)
                 failures.append((result.input.label, exc))
         if not built:
             for _label, exc in failures:
-                _report_exception(self, exc)
+                report_exception(self, exc)
             return {"CANCELLED"}
         for label, exc in failures:  # the others were built: a warning each
             self.report({"WARNING"}, f"{label}: {exc}")
-        self._select(context, built)
+        from ..blender.build import select_only
+
+        select_only(built, context.view_layer)
         names = ", ".join(obj.name for obj in built)
-        source = "cached depth" if all(r.from_cache for r in job.result if r.error is None) else job.model
+        source = "cached depth" if all(r.from_cache for r in job.result if r.error is None) else job.task.network.model
         self.report({"INFO"}, f"Created {names} ({source}, in {job.elapsed:.1f} s)")
         return {"FINISHED"}
 
-    def _build(self, context, result: jobs.DepthResult) -> bpy.types.Object:
+    def _build(self, context, result: DepthResult) -> bpy.types.Object:
         from .. import api
 
-        item = result.input
-        settings = self._settings(item)
+        item, found = result.input, result.depth
         if item.image_name is not None:
             image = bpy.data.images.get(item.image_name)
             if image is None:
                 raise DepthAddonError(f"image {item.image_name!r} was removed during the run; run again")
-            built = api.build_from_depth(image, result.depth, settings, collection=context.collection)
+            photo = api.Photo.from_image(image, item.rgb)
         else:
-            built = api.build_from_pixels(item.path, item.rgb, result.depth, settings,
-                                          collection=context.collection)
-        return built.object
-
-    @staticmethod
-    def _select(context, objects) -> None:
-        from ..blender.build import select_only
-
-        select_only(objects, context.view_layer)
+            photo = api.Photo.from_file(item.path, item.rgb)
+        return api.build(photo, found, self._build_settings, collection=context.collection, select=False).object
 
 
 def is_depth_object(obj) -> bool:
@@ -458,7 +297,7 @@ class DEPTH_ADDON_OT_remesh(SettingsProperties, Operator):
         return {"FINISHED"}
 
 
-class DEPTH_ADDON_OT_download_weights(_JobOperator, Operator):
+class DEPTH_ADDON_OT_download_weights(JobOperator, Operator):
     """Download a model's official weights into the weights folder"""
 
     bl_idname = "depth_addon.download_weights"
@@ -498,17 +337,21 @@ class DEPTH_ADDON_OT_download_weights(_JobOperator, Operator):
         return f"download:{self.model}"
 
     def make_job(self, context):
-        preferences.apply_weights_folder(context)
-        return jobs.DownloadJob(self.model)
+        from functools import partial
+
+        from ..pipeline import download_weights
+
+        return jobs.Job(partial(download_weights, self.model, preferences.custom_weights_dir(context)),
+                        title="Download")
 
     def finish(self, context, job) -> set[str]:
-        if self._job_failed(job):
+        if self.job_failed(job):
             return {"CANCELLED"}
         self.report({"INFO"}, f"Downloaded {job.result}")
         return {"FINISHED"}
 
 
-class DEPTH_ADDON_OT_install_dependencies(_JobOperator, Operator):
+class DEPTH_ADDON_OT_install_dependencies(JobOperator, Operator):
     """Install torch and timm with pip into a folder outside the extension (kept when it is reinstalled)"""
 
     bl_idname = "depth_addon.install_dependencies"
@@ -524,7 +367,7 @@ class DEPTH_ADDON_OT_install_dependencies(_JobOperator, Operator):
         if not bpy.app.online_access:
             cls.poll_message_set(preferences.online_message())
             return False
-        running = jobs.ACTIVE.get("install")
+        running = ACTIVE.get("install")
         if running is not None and not running.done:
             cls.poll_message_set("The installer is already running")
             return False
@@ -547,7 +390,7 @@ class DEPTH_ADDON_OT_install_dependencies(_JobOperator, Operator):
             raise DepthAddonError("no torch build is chosen in the add-on's preferences")
         target = preferences.site_packages_dir()
         self.report({"INFO"}, f"Installing torch ({build.label}, {build.download}) into {target}")
-        return jobs.InstallJob(build, target, have_pip=deps.have_pip())
+        return deps.InstallJob(build, target, have_pip=deps.have_pip())
 
     def finish(self, context, job) -> set[str]:
         if job.error is not None and not job.was_cancelled:
@@ -555,7 +398,7 @@ class DEPTH_ADDON_OT_install_dependencies(_JobOperator, Operator):
         if isinstance(job.error, OSError) and not job.was_cancelled:
             self.report({"ERROR"}, f"Installing torch + timm failed: {job.error}. Restart Blender and try again")
             return {"CANCELLED"}
-        if self._job_failed(job):
+        if self.job_failed(job):
             return {"CANCELLED"}
         deps.add_site_packages(job.result)
         missing = deps.missing_modules(refresh=True)
@@ -578,7 +421,7 @@ class DEPTH_ADDON_OT_remove_dependencies(Operator):
 
     @classmethod
     def poll(cls, context):
-        running = jobs.ACTIVE.get("install")
+        running = ACTIVE.get("install")
         if running is not None and not running.done:
             cls.poll_message_set("The installer is running: cancel it first")
             return False
@@ -614,7 +457,7 @@ class DEPTH_ADDON_OT_clear_weights(Operator):
 
     @classmethod
     def poll(cls, context):
-        if any(key.startswith("download:") and not job.done for key, job in jobs.ACTIVE.items()):
+        if any(key.startswith("download:") and not job.done for key, job in ACTIVE.items()):
             cls.poll_message_set("A download is running: wait for it or cancel it")
             return False
         if not preferences.weights_cache_files(preferences.weights_folder(context)):
@@ -643,7 +486,7 @@ class DEPTH_ADDON_OT_cancel_job(Operator):
     key: StringProperty(options={"HIDDEN"})
 
     def execute(self, context):
-        job = jobs.ACTIVE.get(self.key)
+        job = ACTIVE.get(self.key)
         if job is None:
             return {"CANCELLED"}
         job.cancel()

@@ -10,9 +10,10 @@ import bpy
 from bpy.types import Panel
 
 from ..midas.registry import get_spec
-from . import deps, jobs
+from . import deps
+from .modal import ACTIVE
 from .operators import DEPTH_ADDON_OT_image_to_object, DEPTH_ADDON_OT_remesh, is_depth_object
-from .preferences import ADDON_PACKAGE
+from .preferences import ADDON_PACKAGE, custom_weights_dir
 from .properties import draw_settings
 
 IMPORT_OP = DEPTH_ADDON_OT_image_to_object.bl_idname
@@ -43,7 +44,7 @@ def draw_source(layout, props, context) -> None:
             layout.label(text="Open or pick an image, or show one in an Image Editor", icon="INFO")
 
 
-def draw_model(layout, props) -> None:
+def draw_model(layout, props, context) -> None:
     from ..midas.weights import cached_weights
 
     layout.prop(props, "model", text="")
@@ -51,10 +52,10 @@ def draw_model(layout, props) -> None:
     row = layout.row(align=True)
     if props.weights:
         row.label(text="Using the checkpoint below", icon="FILE")
-    elif (download := jobs.ACTIVE.get(f"download:{spec.name}")) is not None and not download.done:
+    elif (download := ACTIVE.get(f"download:{spec.name}")) is not None and not download.done:
         row.label(text=f"Downloading {download.progress[0]:.0%}", icon="SORTTIME")
         row.operator("depth_addon.cancel_job", text="", icon="CANCEL").key = f"download:{spec.name}"
-    elif cached_weights(spec.name) is not None:
+    elif cached_weights(spec.name, custom_weights_dir(context)) is not None:
         row.label(text="Weights downloaded", icon="CHECKMARK")
     else:
         row.label(text=f"Not downloaded (~{spec.size_mb:,} MB)", icon="IMPORT")
@@ -95,12 +96,12 @@ def draw_run(layout) -> None:
 def draw_depth_panel(layout, context) -> None:
     """The "Image to Depth" sidebar panel."""
     props = context.scene.depth_addon
-    running = jobs.ACTIVE.get("depth")
+    running = ACTIVE.get("depth")
     if running is not None and not running.done:
         draw_running(layout, running)
     draw_source(layout.column(), props, context)
     layout.separator()
-    draw_model(layout.column(), props)
+    draw_model(layout.column(), props, context)
     draw_depth_file(layout.column(), props)
     layout.separator()
     draw_settings(layout.column(), props, main=True)

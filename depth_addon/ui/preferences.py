@@ -9,7 +9,8 @@ from bpy.props import EnumProperty, StringProperty
 from bpy.types import AddonPreferences
 
 from ..midas.registry import MODEL_SPECS, specs_by_family
-from . import deps, jobs
+from . import deps
+from .modal import ACTIVE
 from .properties import DEVICE_ITEMS, PRECISION_ITEMS
 
 # The add-on's root package: "depth_addon", or "bl_ext.<repo>.depth_addon" once installed.
@@ -37,7 +38,8 @@ def precision(context=None) -> str:
     return prefs.precision if prefs is not None else "fp32"
 
 
-def _custom_weights_dir(context=None) -> Path | None:
+def custom_weights_dir(context=None) -> Path | None:
+    """The Weights Folder the preferences name (None: the weights manager's default), passed to each run."""
     prefs = get_preferences(context)
     if prefs is not None and prefs.weights_dir:
         return Path(bpy.path.abspath(prefs.weights_dir))
@@ -48,14 +50,7 @@ def weights_folder(context=None) -> Path:
     """The folder the preferences name, else the command line's weights cache (one download serves both)."""
     from ..midas.weights import weights_dir
 
-    return weights_dir(_custom_weights_dir(context))
-
-
-def apply_weights_folder(context=None) -> None:
-    """Make the weights manager use the preferences' folder by default (None: its own default)."""
-    from ..midas.weights import set_default_weights_dir
-
-    set_default_weights_dir(_custom_weights_dir(context))
+    return weights_dir(custom_weights_dir(context))
 
 
 def weights_cache_files(folder: Path) -> list[Path]:
@@ -70,10 +65,6 @@ def weights_cache_files(folder: Path) -> list[Path]:
 def _size_text(paths) -> str:
     total = sum(path.stat().st_size for path in paths)
     return f"{total / 2**30:.1f} GB" if total >= 2**30 else f"{total / 2**20:.0f} MB"
-
-
-def _weights_dir_changed(self, context):
-    apply_weights_folder(context)
 
 
 def online_message() -> str:
@@ -105,7 +96,7 @@ class DepthAddonPreferences(AddonPreferences):
     precision: EnumProperty(name="Precision", description="Floating-point precision of the network",
                             items=PRECISION_ITEMS, default="fp32")
     weights_dir: StringProperty(
-        name="Weights Folder", subtype="DIR_PATH", update=_weights_dir_changed,
+        name="Weights Folder", subtype="DIR_PATH",
         description="Where model weights are kept; empty: the command line's weights cache (one download serves both)",
     )
     torch_build: EnumProperty(
@@ -132,12 +123,12 @@ def draw_preferences(prefs, layout, context) -> None:
     row.label(text=f"{folder}: {len(files)} file{'s' if len(files) != 1 else ''}, {_size_text(files)}")
     row.operator("wm.path_open", text="", icon="FILE_FOLDER").filepath = str(folder)
     row.operator("depth_addon.clear_weights", text="Clear", icon="TRASH")
-    _draw_models(layout.box(), context)
+    _draw_models(layout.box(), folder)
 
 
 def _draw_dependencies(prefs, box) -> None:
     box.label(text="torch + timm", icon="SCRIPTPLUGINS")
-    install = jobs.ACTIVE.get("install")
+    install = ACTIVE.get("install")
     missing = deps.missing_modules()
     col = box.column()
     if install is not None and not install.done:
@@ -170,28 +161,28 @@ def _draw_dependencies(prefs, box) -> None:
         col.operator("depth_addon.remove_dependencies", icon="TRASH")
 
 
-def _draw_models(box, context) -> None:
+def _draw_models(box, folder: Path) -> None:
     box.label(text="Model Weights", icon="NETWORK_DRIVE")
     if not bpy.app.online_access:
         box.label(text=online_message(), icon="INFO")
     for family, specs in specs_by_family().items():
         box.label(text=family)
-        _draw_family(box.grid_flow(row_major=True, columns=3, even_columns=False, align=False), specs)
+        _draw_family(box.grid_flow(row_major=True, columns=3, even_columns=False, align=False), specs, folder)
 
 
-def _draw_family(grid, specs) -> None:
+def _draw_family(grid, specs, folder: Path) -> None:
     from ..midas.weights import cached_weights
 
     for spec in specs:
         grid.label(text=spec.label)
         grid.label(text=f"{spec.description}, ~{spec.size_mb:,} MB, {spec.licence}",
                    icon="ERROR" if spec.non_commercial else "NONE")
-        download = jobs.ACTIVE.get(f"download:{spec.name}")
+        download = ACTIVE.get(f"download:{spec.name}")
         if download is not None and not download.done:
             fraction, _ = download.progress
             grid.operator("depth_addon.cancel_job", text=f"{fraction:.0%} (Cancel)",
                           icon="CANCEL").key = f"download:{spec.name}"
-        elif cached_weights(spec.name) is not None:
+        elif cached_weights(spec.name, folder) is not None:
             grid.label(text="Downloaded", icon="CHECKMARK")
         else:
             grid.operator("depth_addon.download_weights", text="Download", icon="IMPORT").model = spec.name
