@@ -37,27 +37,3 @@ def test_core_imports_without_bpy(module):
         "assert not heavy, f'imported at module level: {heavy}'"
     )
     run_python(code=code, check=True)
-
-
-@pytest.mark.blender
-def test_register_unregister_twice():
-    """Each register() adds the operators, panels and scene settings; each unregister() takes them all away."""
-    import bpy
-
-    import depth_addon
-
-    def registered() -> dict[str, bool]:
-        return {
-            "operator": hasattr(bpy.types, "DEPTH_ADDON_OT_image_to_object"),
-            "operator call": "image_to_object" in dir(bpy.ops.depth_addon),
-            "panel": hasattr(bpy.types, "VIEW3D_PT_depth_addon"),
-            "scene settings": hasattr(bpy.types.Scene, "depth_addon"),
-        }
-
-    assert not any(registered().values()), registered()
-    for _ in range(2):
-        depth_addon.register()
-        assert all(registered().values()), registered()
-        assert bpy.ops.depth_addon.image_to_object.poll() in (True, False)  # callable, not a stale handle
-        depth_addon.unregister()
-        assert not any(registered().values()), registered()

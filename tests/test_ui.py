@@ -153,6 +153,12 @@ def _import(bpy, checkpoint, **kwargs):
     return bpy.ops.depth_addon.image_to_object(model=MODEL, weights=checkpoint, **kwargs)
 
 
+def _imported_object(bpy, checkpoint, **kwargs):
+    """The object one successful import made (the active one afterwards)."""
+    assert _import(bpy, checkpoint, **kwargs) == {"FINISHED"}
+    return bpy.context.view_layer.objects.active
+
+
 # -----------------------------------------------------------------------------
 # Blender: registration
 
@@ -238,8 +244,7 @@ def test_operator_and_python_api_give_identical_geometry(addon, checkpoint):
     bpy = addon
     from depth_addon import api
 
-    _import(bpy, checkpoint, resolution=80, tear=True, tear_threshold=0.07)
-    from_operator = bpy.context.view_layer.objects.active
+    from_operator = _imported_object(bpy, checkpoint, resolution=80, tear=True, tear_threshold=0.07)
     result = api.image_to_object(str(PHOTO), model=MODEL, weights=checkpoint, device="auto",
                                  resolution=80, tear=True, tear_threshold=0.07)
     assert result.object != from_operator
@@ -253,8 +258,7 @@ def test_rerun_with_other_settings_reuses_the_depth(addon, checkpoint):
     bpy = addon
     from depth_addon.depth_job import DEPTH_CACHE
 
-    _import(bpy, checkpoint, resolution=64)
-    coarse = len(bpy.context.view_layer.objects.active.data.vertices)
+    coarse = len(_imported_object(bpy, checkpoint, resolution=64).data.vertices)
     hits = DEPTH_CACHE.hits
     _import(bpy, checkpoint, resolution=128)
     assert DEPTH_CACHE.hits == hits + 1
@@ -315,8 +319,7 @@ def test_several_files_make_one_object_each(addon, checkpoint, tmp_path):
 @pytest.mark.torch
 def test_points_output(addon, checkpoint):
     bpy = addon
-    _import(bpy, checkpoint, output="points", resolution=40, point_size=0.02)
-    obj = bpy.context.view_layer.objects.active
+    obj = _imported_object(bpy, checkpoint, output="points", resolution=40, point_size=0.02)
     assert obj.type == point_object_type() and point_count(obj) > 500
 
 
@@ -469,8 +472,7 @@ def test_remesh_operator_changes_only_the_given_settings(addon, checkpoint):
     bpy = addon
     from depth_addon.blender.build import stored_settings
 
-    _import(bpy, checkpoint, resolution=64, tear=False, near=2.0)
-    obj = bpy.context.view_layer.objects.active
+    obj = _imported_object(bpy, checkpoint, resolution=64, tear=False, near=2.0)
     count = len(obj.data.vertices)
     assert bpy.ops.depth_addon.remesh(resolution=32) == {"FINISHED"}
     settings = stored_settings(obj)

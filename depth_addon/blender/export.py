@@ -8,7 +8,7 @@ import bpy
 import numpy as np
 
 from ..errors import DepthAddonError
-from .build import is_point_object
+from .build import is_point_object, select_only
 from .mesh import COLOR_ATTRIBUTE
 
 
@@ -73,8 +73,9 @@ def export_scene(path: Path, result, pack_images: bool = True, triangulate: bool
                 image.unpack(method="USE_ORIGINAL")  # the file it was packed from is still there
         return
     with _exportable(result, round_ply_colors=suffix == ".ply") as obj:
-        selection = [obj] + ([result.camera] if result.camera is not None else [])
-        _select_only(selection)
+        selection = ([result.camera] if result.camera is not None else []) + [obj]  # obj last: the active one
+        bpy.context.view_layer.update()  # a temporary points mesh linked just now must be in the view layer
+        select_only(selection)
         with bpy.context.temp_override(selected_objects=selection, active_object=obj):
             if suffix in (".glb", ".gltf"):
                 bpy.ops.export_scene.gltf(
@@ -250,10 +251,3 @@ def _truncation_proof(linear_rgba: np.ndarray) -> np.ndarray:
     middle = np.minimum((np.round(srgb * 255.0) + 0.5) / 255.0, 1.0)
     out[:, :3] = np.where(middle <= 0.04045, middle / 12.92, ((middle + 0.055) / 1.055) ** 2.4)
     return out
-
-
-def _select_only(objects) -> None:
-    view_layer = bpy.context.view_layer
-    view_layer.update()  # objects linked just now must be synced into the view layer first
-    for obj in view_layer.objects:
-        obj.select_set(obj in objects)
