@@ -9,6 +9,7 @@ starts from an empty factory scene.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,14 +23,25 @@ from reference_checkpoints import DAV2_REFERENCE, MIDAS_REFERENCE
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = REPO_ROOT / "samples"
 
+_SESSION_FOLDERS: list[str] = []  # removed when the test session ends (pytest_unconfigure)
+
+
+def _session_folder(prefix: str) -> str:
+    folder = tempfile.mkdtemp(prefix=prefix)
+    _SESSION_FOLDERS.append(folder)
+    return folder
+
+
 # Must happen at import time: bpy reads it once, when first imported.
-_USER_RESOURCES = tempfile.mkdtemp(prefix="depth_addon_blender_user_")
+_USER_RESOURCES = _session_folder("depth_addon_blender_user_")
 os.environ["BLENDER_USER_RESOURCES"] = _USER_RESOURCES
 # Never let a test reach a real weights cache or a real host by accident: downloads go to a
 # closed loopback port unless a test serves the weights itself (127.0.0.1 http.server).
-os.environ.setdefault("DEPTH_ADDON_WEIGHTS_DIR", tempfile.mkdtemp(prefix="depth_addon_weights_"))
+if "DEPTH_ADDON_WEIGHTS_DIR" not in os.environ:
+    os.environ["DEPTH_ADDON_WEIGHTS_DIR"] = _session_folder("depth_addon_weights_")
 # The installer's dependencies folder (normally ~/.local/share/depth_addon/py311): never the real one.
-os.environ.setdefault("DEPTH_ADDON_DEPS_DIR", tempfile.mkdtemp(prefix="depth_addon_deps_"))
+if "DEPTH_ADDON_DEPS_DIR" not in os.environ:
+    os.environ["DEPTH_ADDON_DEPS_DIR"] = _session_folder("depth_addon_deps_")
 os.environ.setdefault("DEPTH_ADDON_WEIGHTS_URL_BASE", "http://127.0.0.1:9/no-network-in-tests")
 
 
@@ -126,7 +138,10 @@ def pytest_unconfigure(config):
     that can be begun but never ended (ending one without a window crashes). Blender's
     allocator then reports those blocks at exit, *after* pytest's summary line, which must stay
     the last line of the run. Everything pytest writes is done by now; keep its exit status.
+    The session's temp folders go first (runs must not pile them up).
     """
+    for folder in _SESSION_FOLDERS:
+        shutil.rmtree(folder, ignore_errors=True)
     if "bpy" in sys.modules and sys.modules["bpy"] is not None:
         sys.stdout.flush()
         sys.stderr.flush()
