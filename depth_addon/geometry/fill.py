@@ -40,7 +40,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DependencyMissingError
-from .grid import compact_vertices, grid_topology, quad_keep_mask
+from .grid import (
+    GridTopology,
+    compact_vertices,
+    grid_topology_with_edge_ids,
+    lattice_edges,
+    quad_corner_edges,
+    quad_keep_mask,
+)
 
 # A photo pixel is hidden by the near side when it is this much nearer than the layer behind it.
 BEHIND_MARGIN = 0.01
@@ -469,6 +476,7 @@ def add_layer_and_rim(values, positions, keep, torn, bg: Background | None,
         layer_depth = bg.depth.reshape(-1)[band_index]
     else:
         band_index = np.zeros(0, dtype=np.int64)
+        band_flat = np.zeros(n_grid, dtype=bool)
         layer_keep = np.zeros_like(keep)
         layer_faces = np.zeros((0, 4), dtype=np.int64)
         layer_quad_index = np.zeros(0, dtype=np.int64)
@@ -530,7 +538,8 @@ def add_layer_and_rim(values, positions, keep, torn, bg: Background | None,
     # the grid mesh's topology with room for the added faces: they are written in place
     n_photo = int(np.count_nonzero(keep))
     n_extra = len(layer_faces) + sum(len(f) for f in rim_faces)
-    all_faces, edges, all_corner_edges = grid_topology(keep, spare_faces=n_extra)
+    topology = grid_topology_with_edge_ids(keep, spare_faces=n_extra)
+    all_faces, edges, all_corner_edges = topology.faces, topology.edges, topology.corner_edges
     np.concatenate([layer_faces, *rim_faces], out=all_faces[n_photo:], casting="unsafe")
 
     # UVs: pixel centres, the frame edge for rim vertices; every face corner's gathered as one
@@ -552,7 +561,8 @@ def add_layer_and_rim(values, positions, keep, torn, bg: Background | None,
     grid_index[:n_grid] = np.arange(n_grid, dtype=np.int32)
     grid_index[n_grid:first_rim], grid_index[first_rim:] = band_index, rim_grid
     all_edges, all_corner_edges[4 * n_photo:] = _extra_edges(
-        edges, layer_keep, layer_of, np.concatenate(rim_faces).astype(np.int64), first_rim + n_rim, n_grid)
+        topology, layer_keep, band_flat.reshape(ny, nx), layer_of, grid_of, np.concatenate(rim_faces).astype(np.int64),
+        first_rim + n_rim)
     return FilledMesh(
         positions=np.concatenate([positions, new_positions]),
         depth=np.concatenate([values.reshape(-1), layer_depth, rim_depth]).astype(np.float32, copy=False),
@@ -566,96 +576,96 @@ def add_layer_and_rim(values, positions, keep, torn, bg: Background | None,
     )
 
 
-def _extra_edges(edges, layer_keep, layer_of, rim_faces, n_vertices, n_grid) -> tuple[np.ndarray, np.ndarray]:
+def _extra_edges(topology: GridTopology, layer_keep, band, layer_of, grid_of, rim_faces, n_vertices
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Edges of the added faces (the layer's, then the rim's): those the mesh already has are
     reused, the rest appended.
 
-    edges: (E, 2) int32 the grid mesh's edges as ``grid.grid_topology`` orders them;
-    layer_keep: (ny-1, nx-1) bool the layer's quads, whose corners ``layer_of`` maps from grid
-    vertices to the layer's (or the grid's) vertex; rim_faces: (R, 4) the rim's faces.
-    The layer is a grid on relabelled vertices, so its edges are read off the grid structure
-    (``grid_topology`` on the layer's bounding box) instead of sorting its faces' edges; only
-    the few rim faces' edges are deduplicated by sorting.
+    topology: the grid mesh's (``grid.grid_topology_with_edge_ids``); layer_keep: (ny-1, nx-1)
+    bool the layer's quads, whose corners ``layer_of`` maps from grid vertices to the layer's
+    vertex where ``band`` ((ny, nx) bool) holds, else the grid vertex itself; ``grid_of`` maps
+    back; rim_faces: (R, 4) the rim's faces. The layer is a grid on relabelled vertices, so its
+    edges are read off the grid structure (``grid.lattice_edges`` on the layer's bounding box): a
+    lattice edge with no band end is the grid mesh's own where that has it, every other one is
+    new. Only the few rim faces' edges are deduplicated by sorting; their inner edges are found
+    in the grid's or the layer's edge maps by position.
     -> (all edges (E', 2) int32, corner edges of the layer's then the rim's faces (4 F',) int32)
     """
-    ny, nx = layer_keep.shape[0] + 1, layer_keep.shape[1] + 1
-    n_edges = len(edges)
+    ny, nx = band.shape
+    n_grid, n_edges = ny * nx, len(topology.edges)
     if layer_keep.any():
         quad_rows, quad_columns = np.flatnonzero(layer_keep.any(axis=1)), np.flatnonzero(layer_keep.any(axis=0))
-        top, left = quad_rows[0], quad_columns[0]
-        _, box_edges, box_corner_edges = grid_topology(layer_keep[top:quad_rows[-1] + 1, left:quad_columns[-1] + 1])
-        box_row, box_column = np.divmod(box_edges.astype(np.int64), quad_columns[-1] - left + 2)
-        lattice_row, lattice_column = box_row + top, box_column + left   # (k, 2) grid rows/columns of the ends
-        layer_pairs = layer_of(lattice_row * nx + lattice_column)
-        layer_index = _grid_edge_index(edges, layer_pairs, n_grid)
-        new = layer_index < 0
-        layer_index[new] = n_edges + np.arange(int(new.sum()))
-        new_layer_pairs = layer_pairs[new]
-        layer_corner_edges = layer_index[box_corner_edges]
-        # the rim's inner edges that are the layer's lie on the photo's border
-        on_border = (((lattice_row == 0) | (lattice_row == ny - 1)).all(axis=1)
-                     | ((lattice_column == 0) | (lattice_column == nx - 1)).all(axis=1))
-        border_pairs, border_index = layer_pairs[on_border], layer_index[on_border]
+        top, bottom, left, right = quad_rows[0], quad_rows[-1] + 1, quad_columns[0], quad_columns[-1] + 1
+        box_keep = layer_keep[top:bottom, left:right]
+        horizontal, vertical = lattice_edges(box_keep)
+        box_band = band[top:bottom + 1, left:right + 1]
+        reused_h = horizontal & topology.horizontal[top:bottom + 1, left:right] & ~(box_band[:, :-1] | box_band[:, 1:])
+        reused_v = vertical & topology.vertical[top:bottom, left:right + 1] & ~(box_band[:-1] | box_band[1:])
+        new_h, new_v = horizontal & ~reused_h, vertical & ~reused_v
+        n_new_h = int(np.count_nonzero(new_h))
+        layer_h = np.cumsum(new_h, dtype=np.int32).reshape(new_h.shape)
+        layer_h += n_edges - 1
+        np.copyto(layer_h, topology.horizontal_id[top:bottom + 1, left:right], where=reused_h)
+        layer_v = np.cumsum(new_v, dtype=np.int32).reshape(new_v.shape)
+        layer_v += n_edges + n_new_h - 1
+        np.copyto(layer_v, topology.vertical_id[top:bottom, left:right + 1], where=reused_v)
+        box_quads = np.flatnonzero(box_keep.reshape(-1)).astype(np.int32)
+        layer_corner_edges = np.empty((len(box_quads), 4), dtype=np.int32)
+        quad_corner_edges(box_quads, right - left + 1, layer_h.reshape(-1), layer_v.reshape(-1), layer_corner_edges)
+        h_rows, h_columns = np.nonzero(new_h)
+        v_rows, v_columns = np.nonzero(new_v)
+        h_start = (h_rows + top) * nx + h_columns + left
+        v_start = (v_rows + top) * nx + v_columns + left
+        starts = np.concatenate([h_start, v_start])
+        new_layer_pairs = np.stack([layer_of(starts), layer_of(np.concatenate([h_start + 1, v_start + nx]))], -1)
     else:
+        top = left = 0
+        horizontal = vertical = layer_h = layer_v = None
         new_layer_pairs = np.zeros((0, 2), dtype=np.int64)
-        layer_corner_edges = np.zeros(0, dtype=np.int64)
-        border_pairs, border_index = new_layer_pairs, layer_corner_edges
+        layer_corner_edges = np.zeros((0, 4), dtype=np.int32)
+
+    def edge_id(low, high):  # (k,) mesh vertex pairs, low < high -> (k,) index of an existing edge, else -1
+        index = np.full(len(low), -1, dtype=np.int64)
+        on_grid = high < n_grid
+        row, column = np.divmod(low, nx)
+        for step, exists, ids in ((1, topology.horizontal, topology.horizontal_id),
+                                  (nx, topology.vertical, topology.vertical_id)):
+            at = np.flatnonzero(on_grid & (high - low == step))
+            r, c = row[at], column[at]
+            inside = (r < exists.shape[0]) & (c < exists.shape[1])
+            at, r, c = at[inside], r[inside], c[inside]
+            found = exists[r, c]
+            index[at[found]] = ids[r[found], c[found]]
+        if horizontal is None:
+            return index
+        # the layer's edges: found by their grid ends' position in its lattice
+        todo = np.flatnonzero(index < 0)
+        a, b = grid_of(low[todo]), grid_of(high[todo])
+        first, second = np.minimum(a, b), np.maximum(a, b)
+        row, column = np.divmod(first, nx)
+        row, column = row - top, column - left
+        for step, exists, ids in ((1, horizontal, layer_h), (nx, vertical, layer_v)):
+            at = np.flatnonzero((second - first == step) & (row >= 0) & (column >= 0)
+                                & (row < exists.shape[0]) & (column < exists.shape[1]))
+            r, c = row[at], column[at]
+            found = exists[r, c]
+            at, r, c = at[found], r[found], c[found]
+            same = (np.minimum(layer_of(first[at]), layer_of(second[at])) == low[todo][at]) & (
+                np.maximum(layer_of(first[at]), layer_of(second[at])) == high[todo][at])
+            index[todo[at[same]]] = ids[r[same], c[same]]
+        return index
+
     first = rim_faces.reshape(-1)
     second = np.roll(rim_faces, -1, axis=1).reshape(-1)
     keys = np.minimum(first, second) * n_vertices + np.maximum(first, second)
     unique, inverse = np.unique(keys, return_inverse=True)
     low, high = np.divmod(unique, n_vertices)
-    rim_index = _grid_edge_index(edges, np.stack([low, high], -1), n_grid)
-    if len(border_pairs) and len(unique):
-        border_keys = border_pairs.min(axis=1) * n_vertices + border_pairs.max(axis=1)
-        order = np.argsort(border_keys)
-        where = np.minimum(np.searchsorted(border_keys[order], unique), len(order) - 1)
-        found = (rim_index < 0) & (border_keys[order][where] == unique)
-        rim_index[found] = border_index[order][where[found]]
+    rim_index = edge_id(low, high) if len(unique) else np.zeros(0, dtype=np.int64)
     new = rim_index < 0
     rim_index[new] = n_edges + len(new_layer_pairs) + np.arange(int(new.sum()))
     new_rim_pairs = np.stack([low[new], high[new]], -1)
-    all_edges = np.concatenate([edges, new_layer_pairs.astype(np.int32), new_rim_pairs.astype(np.int32)])
-    return all_edges, np.concatenate([layer_corner_edges, rim_index[inverse]]).astype(np.int32)
-
-
-def _grid_edge_index(edges, pairs, n_grid) -> np.ndarray:
-    """(k,) int64 index in ``edges`` of each of the (k, 2) vertex ``pairs`` that is a grid edge
-    ``(v, v + 1)`` or ``(v, v + nx)`` of the grid mesh, -1 for the others.
-
-    edges: (E, 2) int32 as ``grid.grid_topology`` orders them (horizontal edges by increasing
-    start vertex, then vertical ones): found by binary search in those two sorted blocks, not by
-    a pass over all edges.
-    """
-    index = np.full(len(pairs), -1, dtype=np.int64)
-    on_grid = np.flatnonzero((pairs < n_grid).all(axis=1))
-    if not len(edges) or not len(on_grid):
-        return index
-    # each (start, end) int32 pair read as one int64: within each block the starts increase with a
-    # fixed step, so these increase too (and compare equal exactly when both ends match)
-    packed = np.ascontiguousarray(edges).view(np.int64).reshape(-1)
-    n_horizontal = _first_true(lambda i: edges[i, 1] - edges[i, 0] != 1, len(edges))
-    wanted = np.ascontiguousarray(pairs[on_grid], dtype=np.int32).view(np.int64).reshape(-1)
-    for block_start, block_end in ((0, n_horizontal), (n_horizontal, len(edges))):
-        block = packed[block_start:block_end]
-        if not len(block):
-            continue
-        where = np.minimum(np.searchsorted(block, wanted), len(block) - 1)
-        found = block[where] == wanted
-        index[on_grid[found]] = block_start + where[found]
-    return index
-
-
-def _first_true(predicate, size: int) -> int:
-    """The first index in ``0..size`` where the monotone ``predicate`` holds (``size`` if none)."""
-    lo, hi = 0, size
-    while lo < hi:
-        middle = (lo + hi) // 2
-        if predicate(middle):
-            hi = middle
-        else:
-            lo = middle + 1
-    return lo
+    all_edges = np.concatenate([topology.edges, new_layer_pairs.astype(np.int32), new_rim_pairs.astype(np.int32)])
+    return all_edges, np.concatenate([layer_corner_edges.reshape(-1), rim_index[inverse]]).astype(np.int32)
 
 
 def _import_cv2():
