@@ -54,7 +54,7 @@ BEHIND_MARGIN = 0.01
 EDGE_PIXELS = 2            # photo pixels next to the near side that give no colour to the fill
 LAYER_MATERIAL_INDEX = 1   # the layer's faces use the object's second material (the extended photo)
 MIN_FILL_CELLS = 2         # the band is at least this many grid cells wide
-FIT_RESOLUTION = 512       # plane fits on at most this many vertices along the longer side
+FIT_RESOLUTION = 512       # plane fits on every k-th vertex of a mesh finer than this along its longer side
 MIN_KNOWN_SHARE = 0.15     # a plane-fit window is used once this share of it is known far side
 
 
@@ -81,15 +81,12 @@ class Background:
 
     band: (ny, nx) bool; depth: (ny, nx) float32 the layer's depth (filled on the band,
     the grid's own depth elsewhere, NaN where there is none); near_side: (ny, nx) bool
-    vertices on the near side of a tear (within reach of the fill), never a colour source;
-    known: (ny, nx) bool the far-side vertices the filled depth was fitted to (out of reach of
-    every tear: all vertices with depth).
+    vertices on the near side of a tear (within reach of the fill), never a colour source.
     """
 
     band: np.ndarray
     depth: np.ndarray
     near_side: np.ndarray
-    known: np.ndarray
 
 
 def fill_cells(fill_width: float, height: int, width: int, xs: np.ndarray, ys: np.ndarray) -> int:
@@ -110,26 +107,28 @@ def background(values: np.ndarray, torn: np.ndarray, cells: int, tear_threshold:
     point; focal: focal length in pixels.
     """
     ny, nx = values.shape
-    valid = np.isfinite(values)
     empty = np.zeros((ny, nx), dtype=bool)
     torn_rows, torn_columns = np.flatnonzero(torn.any(axis=1)), np.flatnonzero(torn.any(axis=0))
     if not len(torn_rows):
-        return Background(empty, values, empty, valid)
+        return Background(empty, values, empty)
     # all the work happens within reach of a torn quad: the band (cells) plus its plane-fit windows
     margin = 2 * (cells + 2) + 2
     top, bottom = max(torn_rows[0] - margin, 0), min(torn_rows[-1] + 2 + margin, ny)
     left, right = max(torn_columns[0] - margin, 0), min(torn_columns[-1] + 2 + margin, nx)
     window = np.s_[top:bottom, left:right]
+    # the plane fits' density follows the whole grid (not this part of it): as dense as on a
+    # FIT_RESOLUTION-wide mesh, so a finer mesh does not fit finer than the default resolution does
+    fit_step = max(1, math.ceil(max(ny, nx) / FIT_RESOLUTION))
     part = _background_in(values[window], torn[top:bottom - 1, left:right - 1], cells, tear_threshold,
-                          px[left:right], py[top:bottom], focal)
-    band, near_side, known = empty.copy(), empty.copy(), valid.copy()
-    band[window], near_side[window], known[window] = part.band, part.near_side, part.known
+                          px[left:right], py[top:bottom], focal, fit_step)
+    band, near_side = empty.copy(), empty.copy()
+    band[window], near_side[window] = part.band, part.near_side
     depth = values.copy()
     depth[window] = part.depth
-    return Background(band, depth, near_side, known)
+    return Background(band, depth, near_side)
 
 
-def _background_in(values, torn, cells, tear_threshold, px, py, focal) -> Background:
+def _background_in(values, torn, cells, tear_threshold, px, py, focal, fit_step) -> Background:
     """``background`` on the part of the grid around the torn quads."""
     cv2 = _import_cv2()
 
@@ -147,49 +146,56 @@ def _background_in(values, torn, cells, tear_threshold, px, py, focal) -> Backgr
     valid = np.isfinite(values)
     if not near.any():
         empty = np.zeros((ny, nx), dtype=bool)
-        return Background(empty, values, empty, valid)
+        return Background(empty, values, empty)
     to_near = cv2.distanceTransform((~near).astype(np.uint8), cv2.DIST_L2, 5)
     to_far = cv2.distanceTransform((~far).astype(np.uint8), cv2.DIST_L2, 5) if far.any() else np.inf
     near_side = near | (to_near < to_far)
     band = valid & (near | (near_side & (to_near <= cells)))
-    # Known far side: off the near side, and clearly behind every near vertex within reach (steep
-    # faces of a foreground object tear inside it too, so the split by distance alone can leak)
+    # Known far side, on the vertices the planes are fitted to (every fit_step-th): off the near
+    # side, and clearly behind every near vertex within reach (steep faces of a foreground object
+    # tear inside it too, so the split by distance alone can leak)
     radius = cells + 2
+    s = fit_step
     # reach: the farthest near vertex within radius, zero farther from every near vertex, so the
-    # dilation runs on the near vertices' bounding box plus radius only
+    # dilation runs on the near vertices' bounding box plus radius only (its start on a fitted
+    # vertex). A square's maximum is the maximum of its columns' maxima: the vertical pass runs on
+    # every row, the horizontal one on the fitted rows only
     near_rows, near_columns = np.flatnonzero(near.any(axis=1)), np.flatnonzero(near.any(axis=0))
-    reach_window = np.s_[max(near_rows[0] - radius, 0):near_rows[-1] + radius + 1,
-                         max(near_columns[0] - radius, 0):near_columns[-1] + radius + 1]
-    reach = np.zeros((ny, nx), dtype=np.float32)
-    reach[reach_window] = cv2.dilate(np.where(near[reach_window], values[reach_window], 0).astype(np.float32),
-                                     cv2.getStructuringElement(cv2.MORPH_RECT, (2 * radius + 1, 2 * radius + 1)))
+    top, left = max(near_rows[0] - radius, 0) // s * s, max(near_columns[0] - radius, 0) // s * s
+    reach_window = np.s_[top:near_rows[-1] + radius + 1, left:near_columns[-1] + radius + 1]
+    span = np.ones((2 * radius + 1, 1), np.uint8)
+    reach_part = cv2.dilate(np.where(near[reach_window], values[reach_window], 0).astype(np.float32), span)[::s]
+    reach_part = cv2.dilate(reach_part, span.T)[:, ::s]
+    reach = np.zeros(((ny - 1) // s + 1, (nx - 1) // s + 1), dtype=np.float32)
+    reach[top // s:top // s + reach_part.shape[0], left // s:left // s + reach_part.shape[1]] = reach_part
     with np.errstate(invalid="ignore"):
-        known = valid & ~near_side & (values > reach * np.float32(1 + tear_threshold))
-    filled = _plane_fill(values, known, band, radius, px / focal, py / focal)
+        known = (valid[::s, ::s] & ~near_side[::s, ::s]
+                 & (values[::s, ::s] > reach * np.float32(1 + tear_threshold)))
+    filled = _plane_fill(values, known, band, radius, px / focal, py / focal, s)
     with np.errstate(invalid="ignore"):  # a vertex with no far side behind it within reach gets no layer
         band &= filled > values * np.float32(1 + tear_threshold)
     depth = values.copy()
     depth[band] = filled[band]
-    return Background(band, depth, near_side & valid, known)
+    return Background(band, depth, near_side & valid)
 
 
-def _plane_fill(values, known, band, radius, x, y) -> np.ndarray:
+def _plane_fill(values, known, band, radius, x, y, step) -> np.ndarray:
     """(ny, nx) float32: at each band vertex, the least-squares plane ``1/z = a + b x + c y`` through the
     ``known`` vertices in a square window around it, evaluated there (NaN elsewhere, and where no
-    known vertex is within ``radius``).
+    known vertex is within ``radius``). known: bool on the fitted vertices, ``[::step, ::step]``.
 
-    A grid finer than FIT_RESOLUTION vertices along its longer side is fitted on every k-th vertex
-    (the planes, not the depths, are taken over: a plane background stays exact) and each band
-    vertex evaluates the plane of its nearest fitted vertex at its own position.
+    With ``step`` > 1 (a mesh finer than FIT_RESOLUTION vertices along its longer side) the fits run
+    on every ``step``-th vertex (the planes, not the depths, are taken over: a plane background
+    stays exact) and each band vertex evaluates the plane of its nearest fitted vertex at its own
+    position.
     """
     ny, nx = values.shape
     band_y, band_x = np.nonzero(band)
     full_x, full_y = x, y
-    step = max(1, math.ceil(max(ny, nx) / FIT_RESOLUTION))
     if step == 1:
         rows, columns, target = band_y, band_x, None
     else:
-        values, known, x, y = values[::step, ::step], known[::step, ::step], x[::step], y[::step]
+        values, x, y = values[::step, ::step], x[::step], y[::step]
         coarse = (np.minimum((band_y + step // 2) // step, len(y) - 1) * len(x)
                   + np.minimum((band_x + step // 2) // step, len(x) - 1))
         # the distinct coarse vertices in increasing order (``np.unique``), by marking them on the
