@@ -344,26 +344,34 @@ def extend_photo(rgb: np.ndarray, layer: FillLayer) -> np.ndarray:
     height, width = layer.hidden.shape
     margin = max(16, max(height, width) // 10)
     rows, columns = np.flatnonzero(layer.hidden.any(axis=1)), np.flatnonzero(layer.hidden.any(axis=0))
-    window = np.s_[max(rows[0] - margin, 0):rows[-1] + 1 + margin, max(columns[0] - margin, 0):columns[-1] + 1 + margin]
-    # premultiplied colour and its weight as the four channels of one image: one pyrDown per level
-    weight = layer.source[window].astype(np.float32)
-    premultiplied = np.empty(weight.shape + (4,), dtype=np.float32)
-    np.multiply(rgb[window][..., :3], weight[..., None], out=premultiplied[..., :3], casting="unsafe")
-    premultiplied[..., 3] = weight
+    top, left = max(rows[0] - margin, 0), max(columns[0] - margin, 0)
+    window = np.s_[top:rows[-1] + 1 + margin, left:columns[-1] + 1 + margin]
+    # premultiplied colour and its weight (0 or 1) as the four channels of one image: one pyrDown
+    # per level; made in uint8 by OpenCV (masked copy, merge), then converted once
+    weight = layer.source[window].view(np.uint8)
+    part = np.ascontiguousarray(rgb[window][..., :3])
+    premultiplied = cv2.merge([*cv2.split(cv2.copyTo(part, weight)), weight]).astype(np.float32)
+    window_width = part.shape[1]
     pyramid = [premultiplied]
     while min(pyramid[-1].shape[:2]) > 4:
         pyramid.append(cv2.pyrDown(pyramid[-1]))
     levels = [(level[..., :3], level[..., 3]) for level in pyramid]
     colour, w = levels[-1]
     estimate = colour / np.maximum(w, 1e-6)[..., None]
-    hidden = layer.hidden[window]
+    hidden = np.flatnonzero(layer.hidden[window])  # flat indices in the window
     for level, (colour, w) in reversed(list(enumerate(levels[:-1]))):
         coarse = cv2.pyrUp(estimate, dstsize=(w.shape[1], w.shape[0]))
         if level == 0:  # the photo's own resolution: only the hidden pixels' estimate is used
-            colour, w, coarse = colour[hidden], w[hidden], coarse[hidden]
+            premultiplied = np.take(premultiplied.reshape(-1, 4), hidden, axis=0)
+            colour, w, coarse = premultiplied[:, :3], premultiplied[:, 3], np.take(coarse.reshape(-1, 3), hidden, axis=0)
         trust = np.clip(w * 4.0, 0.0, 1.0)[..., None]  # a quarter of the window known is enough
-        estimate = colour / np.maximum(w, 1e-6)[..., None] * trust + coarse * (1.0 - trust)
-    out[window][hidden] = np.clip(np.round(estimate), 0, 255).astype(np.uint8)
+        # colour / max(w, 1e-6) * trust + coarse * (1 - trust), in place
+        estimate = np.divide(colour, np.maximum(w, 1e-6)[..., None])
+        estimate *= trust
+        coarse *= 1.0 - trust
+        estimate += coarse
+    hidden_y, hidden_x = np.divmod(hidden, window_width)
+    out[hidden_y + top, hidden_x + left] = np.clip(np.round(estimate), 0, 255).astype(np.uint8)
     return out
 
 
