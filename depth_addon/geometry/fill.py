@@ -426,15 +426,16 @@ class FilledMesh:
     photo_edges: int
 
 
-def add_layer_and_rim(values, positions, keep, torn, bg: Background | None,
+def add_layer_and_rim(values, grid_positions, keep, torn, bg: Background | None,
                       tear_threshold, jump_scale, xs, ys, width, height, focal, pivot) -> FilledMesh:
     """The grid mesh of the ``keep`` quads with the background layer (``bg``; None = no layer) and
     the rim appended.
 
-    values: (ny, nx) float32 distance; positions: (ny*nx, 3) float32; keep, torn: (ny-1, nx-1)
-    bool kept quads and quads dropped for a depth jump. The grid's own topology
-    (``grid.grid_topology``) is built here, in arrays sized for the added faces, so they are
-    written in place rather than appended by a copy of the whole mesh. The layer's quads
+    values: (ny, nx) float32 distance; grid_positions(out): writes the (ny*nx, 3) float32 grid
+    vertex positions into the first rows of ``out``; keep, torn: (ny-1, nx-1) bool kept quads and
+    quads dropped for a depth jump. The grid's positions and own topology
+    (``grid.grid_topology_with_edge_ids``) are made here, in arrays sized for the added vertices,
+    faces and edges, so those are written in place rather than appended by a copy of the whole mesh. The layer's quads
     are those with a band corner that do not tear on the layer's depth, plus every torn cell;
     each reuses the grid vertex at every corner that is not on the band.
     """
@@ -544,7 +545,9 @@ def add_layer_and_rim(values, positions, keep, torn, bg: Background | None,
     new_x = np.concatenate([pixel_x[layer_column], rim_x])
     new_y = np.concatenate([pixel_y[layer_row], rim_y])
     new_z = np.concatenate([layer_depth, rim_depth]).astype(np.float64)
-    new_positions = np.empty((len(new_z), 3), dtype=np.float32)
+    all_positions = np.empty((n_grid + len(new_z), 3), dtype=np.float32)
+    grid_positions(all_positions)
+    new_positions = all_positions[n_grid:]
     new_positions[:, 0] = (new_x - width / 2) / focal * new_z
     new_positions[:, 1] = new_z - pivot
     new_positions[:, 2] = (height / 2 - new_y) / focal * new_z
@@ -552,7 +555,8 @@ def add_layer_and_rim(values, positions, keep, torn, bg: Background | None,
     # the grid mesh's topology with room for the added faces: they are written in place
     n_photo = int(np.count_nonzero(keep))
     n_extra = len(layer_faces) + sum(len(f) for f in rim_faces)
-    topology = grid_topology_with_edge_ids(keep, spare_faces=n_extra)
+    # every added face has at most four new edges
+    topology = grid_topology_with_edge_ids(keep, spare_faces=n_extra, spare_edges=4 * n_extra)
     all_faces, edges, all_corner_edges = topology.faces, topology.edges, topology.corner_edges
     np.concatenate([layer_faces, *rim_faces], out=all_faces[n_photo:], casting="unsafe")
 
@@ -578,7 +582,7 @@ def add_layer_and_rim(values, positions, keep, torn, bg: Background | None,
         topology, layer_keep, band_flat.reshape(ny, nx), layer_of, grid_of, np.concatenate(rim_faces).astype(np.int64),
         first_rim + n_rim)
     return FilledMesh(
-        positions=np.concatenate([positions, new_positions]),
+        positions=all_positions,
         depth=np.concatenate([values.reshape(-1), layer_depth, rim_depth]).astype(np.float32, copy=False),
         grid_index=grid_index,
         faces=all_faces,
@@ -678,7 +682,10 @@ def _extra_edges(topology: GridTopology, layer_keep, band, layer_of, grid_of, ri
     new = rim_index < 0
     rim_index[new] = n_edges + len(new_layer_pairs) + np.arange(int(new.sum()))
     new_rim_pairs = np.stack([low[new], high[new]], -1)
-    all_edges = np.concatenate([topology.edges, new_layer_pairs.astype(np.int32), new_rim_pairs.astype(np.int32)])
+    n_layer_edges, n_rim_edges = len(new_layer_pairs), len(new_rim_pairs)
+    all_edges = topology.edge_room[:n_edges + n_layer_edges + n_rim_edges]  # no copy of the grid's edges
+    all_edges[n_edges:n_edges + n_layer_edges] = new_layer_pairs
+    all_edges[n_edges + n_layer_edges:] = new_rim_pairs
     return all_edges, np.concatenate([layer_corner_edges.reshape(-1), rim_index[inverse]]).astype(np.int32)
 
 

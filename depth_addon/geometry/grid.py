@@ -109,7 +109,8 @@ class GridTopology(NamedTuple):
 
     horizontal: (ny, nx-1) bool the edge right of each vertex exists; vertical: (ny-1, nx) bool
     the edge below it exists; horizontal_id, vertical_id: int32 of the same shapes, that edge's
-    index in ``edges`` (meaningless where the edge does not exist).
+    index in ``edges`` (meaningless where the edge does not exist); edge_room: (E + spare_edges, 2)
+    int32 the allocation ``edges`` is the start of, with rows left unset for edges a caller adds.
     """
 
     faces: np.ndarray
@@ -119,6 +120,7 @@ class GridTopology(NamedTuple):
     vertical: np.ndarray
     horizontal_id: np.ndarray
     vertical_id: np.ndarray
+    edge_room: np.ndarray
 
 
 def lattice_edges(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -145,8 +147,9 @@ def quad_corner_edges(quads: np.ndarray, nx: int, horizontal_id: np.ndarray, ver
     out[:, 3] = vertical_id[top_left]                  # top-left -> bottom-left
 
 
-def grid_topology_with_edge_ids(keep: np.ndarray, spare_faces: int = 0) -> GridTopology:
-    """``grid_topology`` and the lattice-edge maps (``GridTopology``) the fill's layer reuses edges by."""
+def grid_topology_with_edge_ids(keep: np.ndarray, spare_faces: int = 0, spare_edges: int = 0) -> GridTopology:
+    """``grid_topology`` and the lattice-edge maps (``GridTopology``) the fill's layer reuses edges by,
+    with room for ``spare_edges`` more edges after the grid's (rows never written cost no memory)."""
     qy, qx = keep.shape
     ny, nx = qy + 1, qx + 1
     horizontal, vertical = lattice_edges(keep)
@@ -161,7 +164,9 @@ def grid_topology_with_edge_ids(keep: np.ndarray, spare_faces: int = 0) -> GridT
     h_index = np.flatnonzero(h_flat).astype(np.int32)
     h_start = h_index + h_index // np.int32(nx - 1)
     v_start = np.flatnonzero(v_flat).astype(np.int32)
-    edges = np.empty((len(h_start) + len(v_start), 2), dtype=np.int32)
+    n_edges = len(h_start) + len(v_start)
+    edge_room = np.empty((n_edges + spare_edges, 2), dtype=np.int32)
+    edges = edge_room[:n_edges]
     edges[: len(h_start), 0] = h_start
     edges[: len(h_start), 1] = h_start + 1
     edges[len(h_start):, 0] = v_start
@@ -178,7 +183,7 @@ def grid_topology_with_edge_ids(keep: np.ndarray, spare_faces: int = 0) -> GridT
     corner_edges = np.empty((n + spare_faces, 4), dtype=np.int32)
     quad_corner_edges(quads, nx, h_id, v_id, corner_edges[:n])
     return GridTopology(faces, edges, corner_edges.reshape(-1), horizontal, vertical,
-                        h_id.reshape(ny, nx - 1), v_id.reshape(ny - 1, nx))
+                        h_id.reshape(ny, nx - 1), v_id.reshape(ny - 1, nx), edge_room)
 
 
 def compact_vertices(n_vertices: int, faces: np.ndarray, edges: np.ndarray
