@@ -432,6 +432,67 @@ class FilledMesh:
     photo_edges: int
 
 
+@dataclass(frozen=True)
+class _LayerBox:
+    """The layer's quads and vertices on the bounding box of its quads (everything the layer touches).
+
+    top, left: the box's first grid row and column; rows, columns: its quad slices;
+    keep: (bh, bw) bool the layer's quads; band: (bh+1, bw+1) bool grid vertices with a layer
+    vertex; map: (bh+1, bw+1) int32 each box vertex's vertex in the layer's faces (the layer's
+    own on the band, else the grid's); band_index: (L,) int32 grid vertex of layer vertex
+    ``n_grid + k``; full_keep: (ny-1, nx-1) bool the layer's quads on the whole grid.
+    """
+
+    top: int
+    left: int
+    rows: slice
+    columns: slice
+    keep: np.ndarray
+    band: np.ndarray
+    map: np.ndarray
+    band_index: np.ndarray
+    full_keep: np.ndarray
+
+
+def _layer_box(bg: Background, keep, torn, tear_threshold, jump_scale) -> _LayerBox | None:
+    """The layer's quads (those with a band corner that do not tear on the layer's depth, plus every
+    torn cell) and its vertices (band vertices that are a corner of one), numbered ``n_grid + k`` in
+    grid order; None when it has no quad."""
+    band = bg.band
+    ny, nx = band.shape
+    # only quads with a band corner can hold the layer: test those within the band's bounding box
+    band_rows, band_columns = np.flatnonzero(band.any(axis=1)), np.flatnonzero(band.any(axis=0))
+    quad_rows = np.s_[max(band_rows[0] - 1, 0):min(band_rows[-1] + 1, ny - 1)]
+    quad_columns = np.s_[max(band_columns[0] - 1, 0):min(band_columns[-1] + 1, nx - 1)]
+    corner_window = np.s_[quad_rows.start:quad_rows.stop + 1, quad_columns.start:quad_columns.stop + 1]
+    band_part = band[corner_window]
+    full_keep = np.zeros_like(keep)
+    full_keep[quad_rows, quad_columns] = (
+        quad_keep_mask(bg.depth[corner_window], tear_threshold, relative=True, jump_scale=jump_scale)
+        & (band_part[1:, :-1] | band_part[1:, 1:] | band_part[:-1, 1:] | band_part[:-1, :-1]))
+    # every torn cell gets a layer face, also where the layer still jumps (a continuous slope too
+    # steep for the threshold, not an occlusion): through the camera no cell stays open
+    full_keep |= torn
+    rows, columns = np.flatnonzero(full_keep.any(axis=1)), np.flatnonzero(full_keep.any(axis=0))
+    if not len(rows):
+        return None
+    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(columns[0]), int(columns[-1]) + 1
+    box_keep = full_keep[top:bottom, left:right]
+    # a band vertex none of whose quads holds the layer gets no vertex (nothing to renumber afterwards)
+    corner = np.zeros((bottom - top + 1, right - left + 1), dtype=bool)
+    corner[1:, :-1] |= box_keep
+    corner[1:, 1:] |= box_keep
+    corner[:-1, 1:] |= box_keep
+    corner[:-1, :-1] |= box_keep
+    box_band = band[top:bottom + 1, left:right + 1] & corner
+    box_map = (np.arange(top, bottom + 1, dtype=np.int32)[:, None] * np.int32(nx)
+               + np.arange(left, right + 1, dtype=np.int32)[None, :])
+    band_index = box_map[box_band]  # row by row: grid order
+    box_map[box_band] = np.arange(ny * nx, ny * nx + len(band_index), dtype=np.int32)
+    return _LayerBox(top, left, np.s_[top:bottom], np.s_[left:right], box_keep, box_band, box_map, band_index,
+                     full_keep)
+
+
 def add_layer_and_rim(values, grid_positions, keep, torn, bg: Background | None,
                       tear_threshold, jump_scale, xs, ys, width, height, focal, pivot) -> FilledMesh:
     """The grid mesh of the ``keep`` quads with the background layer (``bg``; None = no layer) and
@@ -457,50 +518,26 @@ def add_layer_and_rim(values, grid_positions, keep, torn, bg: Background | None,
         return corners
 
     # the layer: a vertex per band vertex, quads with a band corner that hold together on the layer's depth
-    if bg is not None and bg.band.any():
-        band = bg.band
-        band_index = np.flatnonzero(band.reshape(-1))
-        # only quads with a band corner can hold the layer: test those within the band's bounding box
-        band_rows, band_columns = np.flatnonzero(band.any(axis=1)), np.flatnonzero(band.any(axis=0))
-        quad_rows = np.s_[max(band_rows[0] - 1, 0):min(band_rows[-1] + 1, ny - 1)]
-        quad_columns = np.s_[max(band_columns[0] - 1, 0):min(band_columns[-1] + 1, nx - 1)]
-        corner_window = np.s_[quad_rows.start:quad_rows.stop + 1, quad_columns.start:quad_columns.stop + 1]
-        band_part = band[corner_window]
-        layer_keep = np.zeros_like(keep)
-        layer_keep[quad_rows, quad_columns] = (
-            quad_keep_mask(bg.depth[corner_window], tear_threshold, relative=True, jump_scale=jump_scale)
-            & (band_part[1:, :-1] | band_part[1:, 1:] | band_part[:-1, 1:] | band_part[:-1, :-1]))
-        # every torn cell gets a layer face, also where the layer still jumps (a continuous slope too
-        # steep for the threshold, not an occlusion): through the camera no cell stays open
-        layer_keep |= torn
-        band_flat = band.reshape(-1).copy()
-        layer_quad_index = np.flatnonzero(layer_keep.reshape(-1))
-        layer_quads = quad_corners(layer_quad_index)
-        # a band vertex whose layer quads all tore gets no vertex (nothing to renumber afterwards)
-        used = np.zeros(n_grid, dtype=bool)
-        used[layer_quads[band_flat[layer_quads]]] = True
-        band_flat &= used
-        band_index = np.flatnonzero(band_flat)
-        # band vertex k (in grid order) gets layer vertex n_grid + k: a running count over the grid
-        # rows the band spans gives every band vertex its k by one look-up (no search)
-        first_flat = band_rows[0] * nx
-        layer_vertex = np.cumsum(band_flat[first_flat:(band_rows[-1] + 1) * nx], dtype=np.int64)
-        layer_vertex += n_grid - 1
-
-        def layer_of(vertices):  # grid vertices -> the layer's vertex where on the band, else themselves
-            mapped = vertices.copy()
-            on_band = band_flat[vertices]
-            mapped[on_band] = layer_vertex[vertices[on_band] - first_flat]
-            return mapped
-
-        layer_faces = layer_of(layer_quads)
+    layer = _layer_box(bg, keep, torn, tear_threshold, jump_scale) if bg is not None and bg.band.any() else None
+    if layer is not None:
+        band_index, layer_keep = layer.band_index, layer.full_keep
+        box_quads = np.flatnonzero(layer.keep.reshape(-1)).astype(np.int32)
+        box_width = layer.keep.shape[1]
+        top_left = box_quads + box_quads // np.int32(box_width)  # box vertex (i, j) of box quad (i, j)
+        layer_faces = np.take(layer.map.reshape(-1), np.stack(
+            [top_left + np.int32(box_width + 1), top_left + np.int32(box_width + 2), top_left + 1, top_left], -1))
+        layer_material = np.where(torn[layer.rows, layer.columns].reshape(-1)[box_quads], 0,
+                                  LAYER_MATERIAL_INDEX).astype(np.int32)
         layer_depth = bg.depth.reshape(-1)[band_index]
+
+        def layer_of(vertices):  # grid vertices of layer quads -> the layer's vertex where on the band, else themselves
+            row, column = np.divmod(vertices, nx)
+            return layer.map[row - layer.top, column - layer.left]
     else:
-        band_index = np.zeros(0, dtype=np.int64)
-        band_flat = np.zeros(n_grid, dtype=bool)
+        band_index = np.zeros(0, dtype=np.int32)
         layer_keep = np.zeros_like(keep)
-        layer_faces = np.zeros((0, 4), dtype=np.int64)
-        layer_quad_index = np.zeros(0, dtype=np.int64)
+        layer_faces = np.zeros((0, 4), dtype=np.int32)
+        layer_material = np.zeros(0, dtype=np.int32)
         layer_depth = np.zeros(0, dtype=np.float32)
 
         def layer_of(vertices):
@@ -577,16 +614,13 @@ def add_layer_and_rim(values, grid_positions, keep, torn, bg: Background | None,
     vertex_uv[first_rim:, 1] = 1.0 - rim_y / height
     corner_uvs = np.take(vertex_uv.reshape(-1).view(np.int64), all_faces.reshape(-1)).view(np.float32).reshape(-1, 2)
 
-    # layer faces over torn cells are what the camera sees there: they show the photo itself
-    layer_material = np.where(torn.reshape(-1)[layer_quad_index], 0, LAYER_MATERIAL_INDEX).astype(np.int32)
     material_index = np.zeros(len(all_faces), np.int32)  # zeroed pages: only the added faces' are written
     material_index[n_photo:] = np.concatenate([layer_material, *rim_material])
     grid_index = np.empty(len(vertex_uv), np.int32)
     grid_index[:n_grid] = np.arange(n_grid, dtype=np.int32)
     grid_index[n_grid:first_rim], grid_index[first_rim:] = band_index, rim_grid
     all_edges, all_corner_edges[4 * n_photo:] = _extra_edges(
-        topology, layer_keep, band_flat.reshape(ny, nx), layer_of, grid_of, np.concatenate(rim_faces).astype(np.int64),
-        first_rim + n_rim)
+        topology, layer, grid_of, np.concatenate(rim_faces).astype(np.int64), first_rim + n_rim)
     return FilledMesh(
         positions=all_positions,
         depth=np.concatenate([values.reshape(-1), layer_depth, rim_depth]).astype(np.float32, copy=False),
@@ -600,29 +634,27 @@ def add_layer_and_rim(values, grid_positions, keep, torn, bg: Background | None,
     )
 
 
-def _extra_edges(topology: GridTopology, layer_keep, band, layer_of, grid_of, rim_faces, n_vertices
+def _extra_edges(topology: GridTopology, layer: _LayerBox | None, grid_of, rim_faces, n_vertices
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Edges of the added faces (the layer's, then the rim's): those the mesh already has are
     reused, the rest appended.
 
-    topology: the grid mesh's (``grid.grid_topology_with_edge_ids``); layer_keep: (ny-1, nx-1)
-    bool the layer's quads, whose corners ``layer_of`` maps from grid vertices to the layer's
-    vertex where ``band`` ((ny, nx) bool) holds, else the grid vertex itself; ``grid_of`` maps
-    back; rim_faces: (R, 4) the rim's faces. The layer is a grid on relabelled vertices, so its
-    edges are read off the grid structure (``grid.lattice_edges`` on the layer's bounding box): a
+    topology: the grid mesh's (``grid.grid_topology_with_edge_ids``); layer: the layer's quads and
+    vertices on its box (None: no layer); ``grid_of`` maps mesh vertices to their grid vertex;
+    rim_faces: (R, 4) the rim's faces. The layer is a grid on relabelled vertices, so its
+    edges are read off the grid structure (``grid.lattice_edges`` on the layer's box): a
     lattice edge with no band end is the grid mesh's own where that has it, every other one is
     new. Only the few rim faces' edges are deduplicated by sorting; their inner edges are found
     in the grid's or the layer's edge maps by position.
     -> (all edges (E', 2) int32, corner edges of the layer's then the rim's faces (4 F',) int32)
     """
-    ny, nx = band.shape
+    ny, nx = topology.horizontal.shape[0], topology.vertical.shape[1]
     n_grid, n_edges = ny * nx, len(topology.edges)
-    if layer_keep.any():
-        quad_rows, quad_columns = np.flatnonzero(layer_keep.any(axis=1)), np.flatnonzero(layer_keep.any(axis=0))
-        top, bottom, left, right = quad_rows[0], quad_rows[-1] + 1, quad_columns[0], quad_columns[-1] + 1
-        box_keep = layer_keep[top:bottom, left:right]
-        horizontal, vertical = lattice_edges(box_keep)
-        box_band = band[top:bottom + 1, left:right + 1]
+    if layer is not None:
+        top, left = layer.top, layer.left
+        bottom, right = top + layer.keep.shape[0], left + layer.keep.shape[1]
+        horizontal, vertical = lattice_edges(layer.keep)
+        box_band, box_map = layer.band, layer.map
         reused_h = horizontal & topology.horizontal[top:bottom + 1, left:right] & ~(box_band[:, :-1] | box_band[:, 1:])
         reused_v = vertical & topology.vertical[top:bottom, left:right + 1] & ~(box_band[:-1] | box_band[1:])
         new_h, new_v = horizontal & ~reused_h, vertical & ~reused_v
@@ -633,19 +665,17 @@ def _extra_edges(topology: GridTopology, layer_keep, band, layer_of, grid_of, ri
         layer_v = np.cumsum(new_v, dtype=np.int32).reshape(new_v.shape)
         layer_v += n_edges + n_new_h - 1
         np.copyto(layer_v, topology.vertical_id[top:bottom, left:right + 1], where=reused_v)
-        box_quads = np.flatnonzero(box_keep.reshape(-1)).astype(np.int32)
+        box_quads = np.flatnonzero(layer.keep.reshape(-1)).astype(np.int32)
         layer_corner_edges = np.empty((len(box_quads), 4), dtype=np.int32)
         quad_corner_edges(box_quads, right - left + 1, layer_h.reshape(-1), layer_v.reshape(-1), layer_corner_edges)
-        h_rows, h_columns = np.nonzero(new_h)
-        v_rows, v_columns = np.nonzero(new_v)
-        h_start = (h_rows + top) * nx + h_columns + left
-        v_start = (v_rows + top) * nx + v_columns + left
-        starts = np.concatenate([h_start, v_start])
-        new_layer_pairs = np.stack([layer_of(starts), layer_of(np.concatenate([h_start + 1, v_start + nx]))], -1)
+        # the new edges' ends, row by row (horizontal ones, then vertical ones)
+        new_layer_pairs = np.empty((n_new_h + int(np.count_nonzero(new_v)), 2), dtype=np.int32)
+        new_layer_pairs[:n_new_h, 0], new_layer_pairs[:n_new_h, 1] = box_map[:, :-1][new_h], box_map[:, 1:][new_h]
+        new_layer_pairs[n_new_h:, 0], new_layer_pairs[n_new_h:, 1] = box_map[:-1][new_v], box_map[1:][new_v]
     else:
         top = left = 0
-        horizontal = vertical = layer_h = layer_v = None
-        new_layer_pairs = np.zeros((0, 2), dtype=np.int64)
+        horizontal = vertical = layer_h = layer_v = box_map = None
+        new_layer_pairs = np.zeros((0, 2), dtype=np.int32)
         layer_corner_edges = np.zeros((0, 4), dtype=np.int32)
 
     def edge_id(low, high):  # (k,) mesh vertex pairs, low < high -> (k,) index of an existing edge, else -1
@@ -674,8 +704,8 @@ def _extra_edges(topology: GridTopology, layer_keep, band, layer_of, grid_of, ri
             r, c = row[at], column[at]
             found = exists[r, c]
             at, r, c = at[found], r[found], c[found]
-            same = (np.minimum(layer_of(first[at]), layer_of(second[at])) == low[todo][at]) & (
-                np.maximum(layer_of(first[at]), layer_of(second[at])) == high[todo][at])
+            ends = box_map[r, c], (box_map[r, c + 1] if step == 1 else box_map[r + 1, c])
+            same = ((np.minimum(*ends) == low[todo][at]) & (np.maximum(*ends) == high[todo][at]))
             index[todo[at[same]]] = ids[r[same], c[same]]
         return index
 
