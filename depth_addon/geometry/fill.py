@@ -502,9 +502,9 @@ def add_layer_and_rim(values, grid_positions, keep, torn, bg: Background | None,
     vertex positions into the first rows of ``out``; keep, torn: (ny-1, nx-1) bool kept quads and
     quads dropped for a depth jump. The grid's positions and own topology
     (``grid.grid_topology_with_edge_ids``) are made here, in arrays sized for the added vertices,
-    faces and edges, so those are written in place rather than appended by a copy of the whole mesh. The layer's quads
-    are those with a band corner that do not tear on the layer's depth, plus every torn cell;
-    each reuses the grid vertex at every corner that is not on the band.
+    faces and edges, so those are written in place rather than appended by a copy of the whole
+    mesh. The layer's quads and vertices: ``_layer_box``; each quad reuses the grid vertex at
+    every corner that is not on the band.
     """
     ny, nx = values.shape
     n_grid = ny * nx
