@@ -226,3 +226,21 @@ def test_corner_uvs_are_pixel_centres_and_the_frame_edge_on_the_rim():
     # the rim's outer corners lie on the frame edge, half a pixel out from their vertex's centre
     offset = np.abs(mesh.corner_uvs[on_frame] - expected[on_frame]) * (W, H)
     assert on_frame.sum() == 4 * 2 * (W - 1 + H - 1) / 2 and np.allclose(offset.max(axis=1), 0.5, atol=1e-4)
+
+
+def test_extended_photo_png_decodes_to_its_pixels():
+    import io
+
+    import cv2
+    from PIL import Image
+
+    from depth_addon.png import encode_rgb_png
+
+    rng = np.random.default_rng(0)
+    for shape in ((1, 1, 3), (7, 5, 3), (90, 120, 3)):
+        rgb = rng.integers(0, 256, shape, dtype=np.uint8)
+        data = encode_rgb_png(rgb)
+        np.testing.assert_array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)[..., ::-1], rgb)
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(data))), rgb)
+    with pytest.raises(ValueError, match="uint8"):
+        encode_rgb_png(np.zeros((2, 2, 4), np.uint8))
