@@ -244,3 +244,17 @@ def test_extended_photo_png_decodes_to_its_pixels():
         np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(data))), rgb)
     with pytest.raises(ValueError, match="uint8"):
         encode_rgb_png(np.zeros((2, 2, 4), np.uint8))
+
+
+def test_extended_photo_of_a_photo_a_few_pixels_high():
+    from depth_addon.geometry.fill import FillLayer
+
+    rgb = np.zeros((3, 40, 3), np.uint8)
+    rgb[:, :20] = (200, 100, 50)  # the far side, the only colour source
+    hidden = np.zeros((3, 40), bool)
+    hidden[:, 20:24] = True
+    source = np.zeros((3, 40), bool)
+    source[:, :18] = True
+    out = extend_photo(rgb, FillLayer(hidden, source))
+    np.testing.assert_array_equal(out[hidden], np.broadcast_to((200, 100, 50), (12, 3)))
+    np.testing.assert_array_equal(out[~hidden], rgb[~hidden])

@@ -361,22 +361,41 @@ def extend_photo(rgb: np.ndarray, layer: FillLayer) -> np.ndarray:
     pyramid = [premultiplied]
     while min(pyramid[-1].shape[:2]) > 4:
         pyramid.append(cv2.pyrDown(pyramid[-1]))
-    levels = [(level[..., :3], level[..., 3]) for level in pyramid]
-    colour, w = levels[-1]
+    # Going up, a level's estimate is needed only where the next finer level reads it: the hidden
+    # pixels' bounding box, and on each coarser level half of the finer box and two pixels more
+    # (pyrUp's 5-tap filter reaches one; the second keeps the box's own edge out of reach)
+    boxes = [(rows[0] - top, rows[-1] + 1 - top, columns[0] - left, columns[-1] + 1 - left)]
+    for level in pyramid[1:]:
+        r0, r1, c0, c1 = boxes[-1]
+        boxes.append((max(r0 // 2 - 2, 0), min((r1 - 1) // 2 + 3, level.shape[0]),
+                      max(c0 // 2 - 2, 0), min((c1 - 1) // 2 + 3, level.shape[1])))
+    r0, r1, c0, c1 = boxes[-1]
+    colour, w = pyramid[-1][r0:r1, c0:c1, :3], pyramid[-1][r0:r1, c0:c1, 3]
     estimate = colour / np.maximum(w, 1e-6)[..., None]
     hidden = np.flatnonzero(layer.hidden[window])  # flat indices in the window
-    for level, (colour, w) in reversed(list(enumerate(levels[:-1]))):
-        coarse = cv2.pyrUp(estimate, dstsize=(w.shape[1], w.shape[0]))
+    hidden_y, hidden_x = np.divmod(hidden, window_width)
+    for level in reversed(range(len(pyramid) - 1)):
+        (r0, r1, c0, c1), (cr0, cr1, cc0, cc1) = boxes[level], boxes[level + 1]
+        fine, known = pyramid[level], pyramid[level + 1]
+        # pyrUp of the coarse box, sized as the whole level's where the box reaches its far edge
+        size = (fine.shape[1] - 2 * cc0 if cc1 == known.shape[1] else 2 * (cc1 - cc0),
+                fine.shape[0] - 2 * cr0 if cr1 == known.shape[0] else 2 * (cr1 - cr0))
+        coarse = cv2.pyrUp(estimate, dstsize=size)
         if level == 0:  # the photo's own resolution: only the hidden pixels' estimate is used
             premultiplied = np.take(premultiplied.reshape(-1, 4), hidden, axis=0)
-            colour, w, coarse = premultiplied[:, :3], premultiplied[:, 3], np.take(coarse.reshape(-1, 3), hidden, axis=0)
+            colour, w = premultiplied[:, :3], premultiplied[:, 3]
+            coarse = coarse[hidden_y - 2 * cr0, hidden_x - 2 * cc0]
+        else:
+            colour, w = fine[r0:r1, c0:c1, :3], fine[r0:r1, c0:c1, 3]
+            coarse = coarse[r0 - 2 * cr0:r1 - 2 * cr0, c0 - 2 * cc0:c1 - 2 * cc0]
         trust = np.clip(w * 4.0, 0.0, 1.0)[..., None]  # a quarter of the window known is enough
         # colour / max(w, 1e-6) * trust + coarse * (1 - trust), in place
         estimate = np.divide(colour, np.maximum(w, 1e-6)[..., None])
         estimate *= trust
-        coarse *= 1.0 - trust
-        estimate += coarse
-    hidden_y, hidden_x = np.divmod(hidden, window_width)
+        estimate += coarse * (1.0 - trust)
+    if len(pyramid) == 1:  # a photo a few pixels high has no coarser level: the window's mean colour
+        total = premultiplied.reshape(-1, 4).sum(axis=0)
+        estimate = np.broadcast_to(total[:3] / max(total[3], 1e-6), (len(hidden), 3))
     out[hidden_y + top, hidden_x + left] = np.clip(np.round(estimate), 0, 255).astype(np.uint8)
     return out
 
