@@ -258,3 +258,25 @@ def test_extended_photo_of_a_photo_a_few_pixels_high():
     out = extend_photo(rgb, FillLayer(hidden, source))
     np.testing.assert_array_equal(out[hidden], np.broadcast_to((200, 100, 50), (12, 3)))
     np.testing.assert_array_equal(out[~hidden], rgb[~hidden])
+
+
+@pytest.mark.parametrize("case", ["box", "sample"])
+def test_the_room_made_for_the_layer_and_rim_holds_them(case):
+    """The grid's topology is built before the band with room for the added faces (``added_faces_bound``);
+    a bound too small would only cost a second build, so check it holds."""
+    from conftest import SAMPLES
+    from depth_addon.geometry import build as build_module
+    from depth_addon.geometry.fill import added_faces_bound
+    from depth_addon.imageio import read_depth
+
+    if case == "box":
+        depth, chosen = box_in_front(), settings()
+    else:
+        depth, chosen = read_depth(SAMPLES / "chelsea_depth.png"), BuildSettings(depth_kind="relative")
+    filled = build_mesh(depth, chosen)
+    plain = build_mesh(depth, chosen.with_changes(fill=False))
+    grid = build_module._sample(depth, chosen, None, None)
+    scale = build_module.tear_jump_scale(grid.camera.height, grid.camera.width, grid.xs, grid.ys)
+    keep = build_module.quad_keep_mask(grid.values, chosen.tear_threshold, relative=True, jump_scale=scale)
+    added = len(filled.faces) - len(plain.faces)
+    assert 0 < added <= added_faces_bound(*build_module._torn(grid, chosen, keep))

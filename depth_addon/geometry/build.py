@@ -35,13 +35,21 @@ from .fill import (
     Background,
     FillLayer,
     add_layer_and_rim,
+    added_faces_bound,
     background,
     compact,
     extend_photo,
     fill_cells,
     hidden_pixels,
 )
-from .grid import compact_vertices, grid_topology, quad_keep_mask, sample_indices, tear_jump_scale
+from .grid import (
+    compact_vertices,
+    grid_topology,
+    grid_topology_with_edge_ids,
+    quad_keep_mask,
+    sample_indices,
+    tear_jump_scale,
+)
 
 
 @dataclass(frozen=True)
@@ -176,24 +184,35 @@ def uses_fill(settings: BuildSettings) -> bool:
     return settings.fill and settings.projection == "perspective"
 
 
-def _background(grid: _Grid, settings: BuildSettings, keep: np.ndarray) -> tuple[Background | None, np.ndarray]:
-    """The band and filled depth behind the torn quads of ``grid`` (None without tearing), and the
-    (ny-1, nx-1) bool torn quads."""
+def _torn(grid: _Grid, settings: BuildSettings, keep: np.ndarray) -> tuple[np.ndarray, int | None]:
+    """(ny-1, nx-1) bool quads dropped for a depth jump, and the fill's band width in grid cells
+    (None without tearing: no layer)."""
     torn = quad_keep_mask(grid.values, None, relative=True) & ~keep
-    if not settings.tear:
-        return None, torn
     camera = grid.camera
-    cells = fill_cells(settings.fill_width, camera.height, camera.width, grid.xs, grid.ys)
+    return torn, fill_cells(settings.fill_width, camera.height, camera.width, grid.xs, grid.ys) if settings.tear else None
+
+
+def _background(grid: _Grid, settings: BuildSettings, torn: np.ndarray, cells: int | None) -> Background | None:
+    """The band and filled depth behind the ``torn`` quads of ``grid`` (None without tearing)."""
+    if cells is None:
+        return None
+    camera = grid.camera
     return background(grid.values, torn, cells, settings.tear_threshold, grid.xs + 0.5 - camera.width / 2,
-                      grid.ys + 0.5 - camera.height / 2, camera.focal_px), torn
+                      grid.ys + 0.5 - camera.height / 2, camera.focal_px)
 
 
 def _with_fill(grid, settings, keep, threshold, scale) -> MeshArrays:
     camera = grid.camera
-    bg, torn = _background(grid, settings, keep)
+    torn, cells = _torn(grid, settings, keep)
+    # the grid mesh's topology first, with room for every face the layer and rim can add: built at
+    # the point the plain mesh builds it, before the fill's own arrays exist, its temporaries reuse
+    # freed memory instead of faulting in new pages (measured: ~40% fewer page faults at 1920 x 1080)
+    room = added_faces_bound(torn, cells)
+    topology = grid_topology_with_edge_ids(keep, spare_faces=room, spare_edges=4 * room)
+    bg = _background(grid, settings, torn, cells)
     filled = add_layer_and_rim(grid.values, grid.positions, keep, torn, bg,
                                threshold, scale, grid.xs, grid.ys, camera.width, camera.height,
-                               camera.focal_px, -camera.location[1])
+                               camera.focal_px, -camera.location[1], topology)
     used, faces, edges = compact(filled, keep)
     positions, values, grid_index = filled.positions, filled.depth, filled.grid_index
     if used is not None:
@@ -242,7 +261,7 @@ def _with_fill_points(grid, settings, rgb, positions, values, pixels, colors):
     threshold = settings.tear_threshold if settings.tear else None
     scale = tear_jump_scale(grid.camera.height, grid.camera.width, grid.xs, grid.ys)
     keep = quad_keep_mask(grid.values, threshold, relative=True, jump_scale=scale)
-    bg, _ = _background(grid, settings, keep)
+    bg = _background(grid, settings, *_torn(grid, settings, keep))
     if bg is None or not bg.band.any():
         return positions, values, pixels, colors
     band_index = np.flatnonzero(bg.band.reshape(-1))

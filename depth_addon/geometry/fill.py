@@ -512,16 +512,33 @@ def _layer_box(bg: Background, keep, torn, tear_threshold, jump_scale) -> _Layer
                      full_keep)
 
 
+def added_faces_bound(torn: np.ndarray, cells: int | None) -> int:
+    """An upper bound of the faces ``add_layer_and_rim`` adds, known before the band is: one rim face
+    per border quad side and, with a layer (``cells``: the band width), every quad within cells + 2
+    of the torn quads' bounding box (band vertices lie within ``cells`` of a torn quad's corner, and
+    every layer quad has a band corner or is torn). torn: (ny-1, nx-1) bool."""
+    qy, qx = torn.shape
+    bound = 2 * (qx + qy)
+    rows, columns = np.flatnonzero(torn.any(axis=1)), np.flatnonzero(torn.any(axis=0))
+    if cells is None or not len(rows):
+        return bound
+    reach = cells + 2
+    return bound + ((min(rows[-1] + 1 + reach, qy) - max(rows[0] - reach, 0))
+                    * (min(columns[-1] + 1 + reach, qx) - max(columns[0] - reach, 0)))
+
+
 def add_layer_and_rim(values, grid_positions, keep, torn, bg: Background | None,
-                      tear_threshold, jump_scale, xs, ys, width, height, focal, pivot) -> FilledMesh:
+                      tear_threshold, jump_scale, xs, ys, width, height, focal, pivot,
+                      topology: GridTopology | None = None) -> FilledMesh:
     """The grid mesh of the ``keep`` quads with the background layer (``bg``; None = no layer) and
     the rim appended.
 
     values: (ny, nx) float32 distance; grid_positions(out): writes the (ny*nx, 3) float32 grid
     vertex positions into the first rows of ``out``; keep, torn: (ny-1, nx-1) bool kept quads and
-    quads dropped for a depth jump. The grid's positions and own topology
-    (``grid.grid_topology_with_edge_ids``) are made here, in arrays sized for the added vertices,
-    faces and edges, so those are written in place rather than appended by a copy of the whole
+    quads dropped for a depth jump; topology: the grid's own (``grid.grid_topology_with_edge_ids``)
+    with room for the added faces and their edges (``added_faces_bound``), or None to build it
+    here. The grid's positions are made here too, in an array sized for the added vertices: the
+    added vertices, faces and edges are written in place rather than appended by a copy of the whole
     mesh. The layer's quads and vertices: ``_layer_box``; each quad reuses the grid vertex at
     every corner that is not on the band.
     """
@@ -617,9 +634,10 @@ def add_layer_and_rim(values, grid_positions, keep, torn, bg: Background | None,
     # the grid mesh's topology with room for the added faces: they are written in place
     n_photo = int(np.count_nonzero(keep))
     n_extra = len(layer_faces) + sum(len(f) for f in rim_faces)
-    # every added face has at most four new edges
-    topology = grid_topology_with_edge_ids(keep, spare_faces=n_extra, spare_edges=4 * n_extra)
-    all_faces, edges, all_corner_edges = topology.faces, topology.edges, topology.corner_edges
+    if topology is None or len(topology.faces) < n_photo + n_extra:  # every added face has <= 4 new edges
+        topology = grid_topology_with_edge_ids(keep, spare_faces=n_extra, spare_edges=4 * n_extra)
+    all_faces = topology.faces[:n_photo + n_extra]
+    edges, all_corner_edges = topology.edges, topology.corner_edges[:4 * (n_photo + n_extra)]
     np.concatenate([layer_faces, *rim_faces], out=all_faces[n_photo:], casting="unsafe")
 
     # UVs: pixel centres, the frame edge for rim vertices; every face corner's gathered as one
