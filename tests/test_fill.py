@@ -226,3 +226,57 @@ def test_corner_uvs_are_pixel_centres_and_the_frame_edge_on_the_rim():
     # the rim's outer corners lie on the frame edge, half a pixel out from their vertex's centre
     offset = np.abs(mesh.corner_uvs[on_frame] - expected[on_frame]) * (W, H)
     assert on_frame.sum() == 4 * 2 * (W - 1 + H - 1) / 2 and np.allclose(offset.max(axis=1), 0.5, atol=1e-4)
+
+
+def test_extended_photo_png_decodes_to_its_pixels():
+    import io
+
+    import cv2
+    from PIL import Image
+
+    from depth_addon.png import encode_rgb_png
+
+    rng = np.random.default_rng(0)
+    for shape in ((1, 1, 3), (7, 5, 3), (90, 120, 3)):
+        rgb = rng.integers(0, 256, shape, dtype=np.uint8)
+        data = encode_rgb_png(rgb)
+        np.testing.assert_array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)[..., ::-1], rgb)
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(data))), rgb)
+    with pytest.raises(ValueError, match="uint8"):
+        encode_rgb_png(np.zeros((2, 2, 4), np.uint8))
+
+
+def test_extended_photo_of_a_photo_a_few_pixels_high():
+    from depth_addon.geometry.fill import FillLayer
+
+    rgb = np.zeros((3, 40, 3), np.uint8)
+    rgb[:, :20] = (200, 100, 50)  # the far side, the only colour source
+    hidden = np.zeros((3, 40), bool)
+    hidden[:, 20:24] = True
+    source = np.zeros((3, 40), bool)
+    source[:, :18] = True
+    out = extend_photo(rgb, FillLayer(hidden, source))
+    np.testing.assert_array_equal(out[hidden], np.broadcast_to((200, 100, 50), (12, 3)))
+    np.testing.assert_array_equal(out[~hidden], rgb[~hidden])
+
+
+@pytest.mark.parametrize("case", ["box", "sample"])
+def test_the_room_made_for_the_layer_and_rim_holds_them(case):
+    """The grid's topology is built before the band with room for the added faces (``added_faces_bound``);
+    a bound too small would only cost a second build, so check it holds."""
+    from conftest import SAMPLES
+    from depth_addon.geometry import build as build_module
+    from depth_addon.geometry.fill import added_faces_bound
+    from depth_addon.imageio import read_depth
+
+    if case == "box":
+        depth, chosen = box_in_front(), settings()
+    else:
+        depth, chosen = read_depth(SAMPLES / "chelsea_depth.png"), BuildSettings(depth_kind="relative")
+    filled = build_mesh(depth, chosen)
+    plain = build_mesh(depth, chosen.with_changes(fill=False))
+    grid = build_module._sample(depth, chosen, None, None)
+    scale = build_module.tear_jump_scale(grid.camera.height, grid.camera.width, grid.xs, grid.ys)
+    keep = build_module.quad_keep_mask(grid.values, chosen.tear_threshold, relative=True, jump_scale=scale)
+    added = len(filled.faces) - len(plain.faces)
+    assert 0 < added <= added_faces_bound(*build_module._torn(grid, chosen, keep))

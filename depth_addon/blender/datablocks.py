@@ -11,6 +11,7 @@ from mathutils import Euler, Matrix, Vector
 
 from ..exr import encode_gray_exr
 from ..geometry import CameraModel
+from ..png import encode_rgb_png
 from .mesh import COLOR_ATTRIBUTE
 
 SENSOR_WIDTH_MM = 36.0
@@ -56,17 +57,12 @@ def image_from_pixels(name: str, rgb: np.ndarray) -> bpy.types.Image:
 def packed_png_image(name: str, rgb: np.ndarray) -> bpy.types.Image:
     """An sRGB Image packed as PNG bytes from (H, W, 3) uint8 pixels (top row first).
 
-    Encoded with OpenCV and packed as a file, like ``store_depth``: no float pixel buffer is
-    uploaded, Blender decodes it when it is first drawn, rendered or exported, and it is saved
-    in the .blend and embedded (glTF) or written (OBJ) as a PNG.
+    Encoded uncompressed (``depth_addon.png``: a fraction of the time a compressing encoder takes)
+    and packed as a file, like ``store_depth``: no float pixel buffer is uploaded, Blender
+    decodes it when it is first drawn, rendered or exported, and it is saved in the .blend and
+    embedded (glTF) or written (OBJ) as a PNG.
     """
-    from ..imageio import import_cv2
-
-    cv2 = import_cv2()
-    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(rgb[..., 2::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
-        raise RuntimeError(f"OpenCV could not encode {name!r} as PNG")
-    data = encoded.tobytes()
+    data = encode_rgb_png(rgb)
     image = bpy.data.images.new(name, 1, 1, alpha=False)
     image.pack(data=data, data_len=len(data))
     image.source = "FILE"

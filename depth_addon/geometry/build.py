@@ -35,13 +35,21 @@ from .fill import (
     Background,
     FillLayer,
     add_layer_and_rim,
+    added_faces_bound,
     background,
     compact,
     extend_photo,
     fill_cells,
     hidden_pixels,
 )
-from .grid import compact_vertices, grid_topology, quad_keep_mask, sample_indices, tear_jump_scale
+from .grid import (
+    compact_vertices,
+    grid_topology,
+    grid_topology_with_edge_ids,
+    quad_keep_mask,
+    sample_indices,
+    tear_jump_scale,
+)
 
 
 @dataclass(frozen=True)
@@ -160,7 +168,7 @@ def build_mesh(depth: np.ndarray, settings: BuildSettings, image_size: tuple[int
     faces, edges, corner_edges = grid_topology(keep)
     corner_uvs = _corner_uvs(faces, grid.xs, grid.ys, grid.camera.width, grid.camera.height)
     used, faces, edges = compact_vertices(grid.values.size, faces, edges)
-    positions, values = grid.positions, grid.values.reshape(-1)
+    positions, values = grid.positions(), grid.values.reshape(-1)
     if used is not None:
         positions, values = positions[used], values[used]
     return MeshArrays(
@@ -176,24 +184,35 @@ def uses_fill(settings: BuildSettings) -> bool:
     return settings.fill and settings.projection == "perspective"
 
 
-def _background(grid: _Grid, settings: BuildSettings, keep: np.ndarray) -> tuple[Background | None, np.ndarray]:
-    """The band and filled depth behind the torn quads of ``grid`` (None without tearing), and the
-    (ny-1, nx-1) bool torn quads."""
+def _torn(grid: _Grid, settings: BuildSettings, keep: np.ndarray) -> tuple[np.ndarray, int | None]:
+    """(ny-1, nx-1) bool quads dropped for a depth jump, and the fill's band width in grid cells
+    (None without tearing: no layer)."""
     torn = quad_keep_mask(grid.values, None, relative=True) & ~keep
-    if not settings.tear:
-        return None, torn
     camera = grid.camera
-    cells = fill_cells(settings.fill_width, camera.height, camera.width, grid.xs, grid.ys)
+    return torn, fill_cells(settings.fill_width, camera.height, camera.width, grid.xs, grid.ys) if settings.tear else None
+
+
+def _background(grid: _Grid, settings: BuildSettings, torn: np.ndarray, cells: int | None) -> Background | None:
+    """The band and filled depth behind the ``torn`` quads of ``grid`` (None without tearing)."""
+    if cells is None:
+        return None
+    camera = grid.camera
     return background(grid.values, torn, cells, settings.tear_threshold, grid.xs + 0.5 - camera.width / 2,
-                      grid.ys + 0.5 - camera.height / 2, camera.focal_px), torn
+                      grid.ys + 0.5 - camera.height / 2, camera.focal_px)
 
 
 def _with_fill(grid, settings, keep, threshold, scale) -> MeshArrays:
     camera = grid.camera
-    bg, torn = _background(grid, settings, keep)
+    torn, cells = _torn(grid, settings, keep)
+    # the grid mesh's topology first, with room for every face the layer and rim can add: built at
+    # the point the plain mesh builds it, before the fill's own arrays exist, its temporaries reuse
+    # freed memory instead of faulting in new pages (measured: ~40% fewer page faults at 1920 x 1080)
+    room = added_faces_bound(torn, cells)
+    topology = grid_topology_with_edge_ids(keep, spare_faces=room, spare_edges=4 * room)
+    bg = _background(grid, settings, torn, cells)
     filled = add_layer_and_rim(grid.values, grid.positions, keep, torn, bg,
                                threshold, scale, grid.xs, grid.ys, camera.width, camera.height,
-                               camera.focal_px, -camera.location[1])
+                               camera.focal_px, -camera.location[1], topology)
     used, faces, edges = compact(filled, keep)
     positions, values, grid_index = filled.positions, filled.depth, filled.grid_index
     if used is not None:
@@ -220,10 +239,10 @@ def build_points(rgb: np.ndarray, depth: np.ndarray, settings: BuildSettings,
     if not ok.any():
         raise DepthAddonError(_NO_DEPTH)
     if ok.all():
-        positions, index = grid.positions, np.arange(values.size)
+        positions, index = grid.positions(), np.arange(values.size)
     else:
         index = np.flatnonzero(ok)
-        positions, values = grid.positions[index], values[index]
+        positions, values = grid.positions()[index], values[index]
     pixels = _grid_pixels(index, grid.xs, grid.ys)
     colors = rgb[pixels[:, 1], pixels[:, 0], :3]
     if settings.fill_points and uses_fill(settings):
@@ -242,7 +261,7 @@ def _with_fill_points(grid, settings, rgb, positions, values, pixels, colors):
     threshold = settings.tear_threshold if settings.tear else None
     scale = tear_jump_scale(grid.camera.height, grid.camera.width, grid.xs, grid.ys)
     keep = quad_keep_mask(grid.values, threshold, relative=True, jump_scale=scale)
-    bg, _ = _background(grid, settings, keep)
+    bg = _background(grid, settings, *_torn(grid, settings, keep))
     if bg is None or not bg.band.any():
         return positions, values, pixels, colors
     band_index = np.flatnonzero(bg.band.reshape(-1))
@@ -305,12 +324,33 @@ def _corner_uvs(grid_faces: np.ndarray, xs: np.ndarray, ys: np.ndarray, width: i
 
 @dataclass(frozen=True)
 class _Grid:
-    positions: np.ndarray   # (ny*nx, 3) float32
     values: np.ndarray      # (ny, nx) float32 distance or nearness, NaN = no depth
     xs: np.ndarray          # (nx,) sampled pixel columns
     ys: np.ndarray          # (ny,) sampled pixel rows
     camera: CameraModel
     z_map: np.ndarray | None = None  # (H, W) float32 full-resolution distance (perspective)
+    relief_push: float | None = None  # relief: the push towards the camera at nearness 1; None = perspective
+
+    def positions(self, out: np.ndarray | None = None) -> np.ndarray:
+        """(ny*nx, 3) float32 vertex positions (module docstring), written into the first rows of
+        ``out`` when given (the fill's layer and rim go after them, with no copy of the grid's)."""
+        ny, nx = self.values.shape
+        positions = (np.empty((ny * nx, 3), dtype=np.float32) if out is None else out[:ny * nx]).reshape(ny, nx, 3)
+        width, height = self.camera.width, self.camera.height
+        cx = (self.xs.astype(np.float32) + 0.5)[None, :]
+        cy = (self.ys.astype(np.float32) + 0.5)[:, None]
+        values = self.values
+        if self.relief_push is not None:
+            plane_width = width / height
+            positions[..., 0] = (cx / width - 0.5) * plane_width
+            positions[..., 1] = -values * np.float32(self.relief_push)
+            positions[..., 2] = 0.5 - cy / height
+        else:
+            focal = np.float32(self.camera.focal_px)
+            positions[..., 0] = (cx - np.float32(width / 2)) / focal * values
+            positions[..., 1] = values - np.float32(-self.camera.location[1])
+            positions[..., 2] = (np.float32(height / 2) - cy) / focal * values
+        return positions.reshape(-1, 3)
 
 
 def _sample(depth: np.ndarray, settings: BuildSettings, image_size: tuple[int, int] | None,
@@ -322,19 +362,15 @@ def _sample(depth: np.ndarray, settings: BuildSettings, image_size: tuple[int, i
         depth = resize_depth(depth, *image_size)
     height, width = depth.shape
     ys, xs = sample_indices(height, width, settings.resolution, settings.stride)
-    cx = (xs.astype(np.float32) + 0.5)[None, :]
-    cy = (ys.astype(np.float32) + 0.5)[:, None]
-    positions = np.empty((len(ys), len(xs), 3), dtype=np.float32)
 
     if settings.projection == "relief":
         values = nearness(depth, settings.depth_kind, settings.invert_relative)[np.ix_(ys, xs)]
         plane_width = width / height
-        positions[..., 0] = (cx / width - 0.5) * plane_width
-        positions[..., 1] = -values * np.float32(settings.relief_strength * plane_width)
-        positions[..., 2] = 0.5 - cy / height
         distance = 2.0 * max(plane_width, 1.0) + settings.relief_strength * plane_width
         camera = CameraModel(width, height, resolve_fov(settings, fov_deg), (0.0, -distance, 0.0),
                              clip_start=0.01, clip_end=2 * distance + 1.0, ortho_scale=plane_width)
+        return _Grid(values.astype(np.float32, copy=False), xs, ys, camera,
+                     relief_push=settings.relief_strength * plane_width)
     elif settings.projection == "perspective":
         fov = fov_deg if fov_deg is not None else resolve_fov(settings)
         z_map = camera_distance(depth, settings.depth_kind, settings.near, settings.far, settings.invert_relative)
@@ -344,13 +380,7 @@ def _sample(depth: np.ndarray, settings: BuildSettings, image_size: tuple[int, i
         pivot = float(np.median(finite)) if finite.size else 1.0
         z_min = float(np.nanmin(z_map)) if finite.size else 1.0  # the whole map: the camera must not clip it
         z_max = float(np.nanmax(z_map)) if finite.size else 1.0
-        focal = np.float32((width / 2) / math.tan(math.radians(fov) / 2))
-        positions[..., 0] = (cx - np.float32(width / 2)) / focal * values
-        positions[..., 1] = values - np.float32(pivot)
-        positions[..., 2] = (np.float32(height / 2) - cy) / focal * values
         camera = CameraModel(width, height, fov, (0.0, -pivot, 0.0),
                              clip_start=min(0.1, 0.5 * z_min), clip_end=max(2.0 * z_max, z_max + 1.0))
-        return _Grid(positions.reshape(-1, 3), values.astype(np.float32, copy=False), xs, ys, camera, z_map)
-    else:
-        raise ValueError(f"unknown projection {settings.projection!r}; valid: perspective, relief")
-    return _Grid(positions.reshape(-1, 3), values.astype(np.float32, copy=False), xs, ys, camera)
+        return _Grid(values.astype(np.float32, copy=False), xs, ys, camera, z_map)
+    raise ValueError(f"unknown projection {settings.projection!r}; valid: perspective, relief")

@@ -40,14 +40,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DependencyMissingError
-from .grid import compact_vertices, grid_topology, quad_keep_mask
+from .grid import (
+    GridTopology,
+    compact_vertices,
+    grid_topology_with_edge_ids,
+    lattice_edges,
+    quad_corner_edges,
+    quad_keep_mask,
+)
 
 # A photo pixel is hidden by the near side when it is this much nearer than the layer behind it.
 BEHIND_MARGIN = 0.01
 EDGE_PIXELS = 2            # photo pixels next to the near side that give no colour to the fill
 LAYER_MATERIAL_INDEX = 1   # the layer's faces use the object's second material (the extended photo)
 MIN_FILL_CELLS = 2         # the band is at least this many grid cells wide
-FIT_RESOLUTION = 512       # plane fits on at most this many vertices along the longer side
+FIT_RESOLUTION = 512       # plane fits on every k-th vertex of a mesh finer than this along its longer side
 MIN_KNOWN_SHARE = 0.15     # a plane-fit window is used once this share of it is known far side
 
 
@@ -74,15 +81,12 @@ class Background:
 
     band: (ny, nx) bool; depth: (ny, nx) float32 the layer's depth (filled on the band,
     the grid's own depth elsewhere, NaN where there is none); near_side: (ny, nx) bool
-    vertices on the near side of a tear (within reach of the fill), never a colour source;
-    known: (ny, nx) bool the far-side vertices the filled depth was fitted to (out of reach of
-    every tear: all vertices with depth).
+    vertices on the near side of a tear (within reach of the fill), never a colour source.
     """
 
     band: np.ndarray
     depth: np.ndarray
     near_side: np.ndarray
-    known: np.ndarray
 
 
 def fill_cells(fill_width: float, height: int, width: int, xs: np.ndarray, ys: np.ndarray) -> int:
@@ -103,26 +107,28 @@ def background(values: np.ndarray, torn: np.ndarray, cells: int, tear_threshold:
     point; focal: focal length in pixels.
     """
     ny, nx = values.shape
-    valid = np.isfinite(values)
     empty = np.zeros((ny, nx), dtype=bool)
     torn_rows, torn_columns = np.flatnonzero(torn.any(axis=1)), np.flatnonzero(torn.any(axis=0))
     if not len(torn_rows):
-        return Background(empty, values, empty, valid)
+        return Background(empty, values, empty)
     # all the work happens within reach of a torn quad: the band (cells) plus its plane-fit windows
     margin = 2 * (cells + 2) + 2
     top, bottom = max(torn_rows[0] - margin, 0), min(torn_rows[-1] + 2 + margin, ny)
     left, right = max(torn_columns[0] - margin, 0), min(torn_columns[-1] + 2 + margin, nx)
     window = np.s_[top:bottom, left:right]
+    # the plane fits' density follows the whole grid (not this part of it): as dense as on a
+    # FIT_RESOLUTION-wide mesh, so a finer mesh does not fit finer than the default resolution does
+    fit_step = max(1, math.ceil(max(ny, nx) / FIT_RESOLUTION))
     part = _background_in(values[window], torn[top:bottom - 1, left:right - 1], cells, tear_threshold,
-                          px[left:right], py[top:bottom], focal)
-    band, near_side, known = empty.copy(), empty.copy(), valid.copy()
-    band[window], near_side[window], known[window] = part.band, part.near_side, part.known
+                          px[left:right], py[top:bottom], focal, fit_step)
+    band, near_side = empty.copy(), empty.copy()
+    band[window], near_side[window] = part.band, part.near_side
     depth = values.copy()
     depth[window] = part.depth
-    return Background(band, depth, near_side, known)
+    return Background(band, depth, near_side)
 
 
-def _background_in(values, torn, cells, tear_threshold, px, py, focal) -> Background:
+def _background_in(values, torn, cells, tear_threshold, px, py, focal, fit_step) -> Background:
     """``background`` on the part of the grid around the torn quads."""
     cv2 = _import_cv2()
 
@@ -140,49 +146,56 @@ def _background_in(values, torn, cells, tear_threshold, px, py, focal) -> Backgr
     valid = np.isfinite(values)
     if not near.any():
         empty = np.zeros((ny, nx), dtype=bool)
-        return Background(empty, values, empty, valid)
+        return Background(empty, values, empty)
     to_near = cv2.distanceTransform((~near).astype(np.uint8), cv2.DIST_L2, 5)
     to_far = cv2.distanceTransform((~far).astype(np.uint8), cv2.DIST_L2, 5) if far.any() else np.inf
     near_side = near | (to_near < to_far)
     band = valid & (near | (near_side & (to_near <= cells)))
-    # Known far side: off the near side, and clearly behind every near vertex within reach (steep
-    # faces of a foreground object tear inside it too, so the split by distance alone can leak)
+    # Known far side, on the vertices the planes are fitted to (every fit_step-th): off the near
+    # side, and clearly behind every near vertex within reach (steep faces of a foreground object
+    # tear inside it too, so the split by distance alone can leak)
     radius = cells + 2
+    s = fit_step
     # reach: the farthest near vertex within radius, zero farther from every near vertex, so the
-    # dilation runs on the near vertices' bounding box plus radius only
+    # dilation runs on the near vertices' bounding box plus radius only (its start on a fitted
+    # vertex). A square's maximum is the maximum of its columns' maxima: the vertical pass runs on
+    # every row, the horizontal one on the fitted rows only
     near_rows, near_columns = np.flatnonzero(near.any(axis=1)), np.flatnonzero(near.any(axis=0))
-    reach_window = np.s_[max(near_rows[0] - radius, 0):near_rows[-1] + radius + 1,
-                         max(near_columns[0] - radius, 0):near_columns[-1] + radius + 1]
-    reach = np.zeros((ny, nx), dtype=np.float32)
-    reach[reach_window] = cv2.dilate(np.where(near[reach_window], values[reach_window], 0).astype(np.float32),
-                                     cv2.getStructuringElement(cv2.MORPH_RECT, (2 * radius + 1, 2 * radius + 1)))
+    top, left = max(near_rows[0] - radius, 0) // s * s, max(near_columns[0] - radius, 0) // s * s
+    reach_window = np.s_[top:near_rows[-1] + radius + 1, left:near_columns[-1] + radius + 1]
+    span = np.ones((2 * radius + 1, 1), np.uint8)
+    reach_part = cv2.dilate(np.where(near[reach_window], values[reach_window], 0).astype(np.float32), span)[::s]
+    reach_part = cv2.dilate(reach_part, span.T)[:, ::s]
+    reach = np.zeros(((ny - 1) // s + 1, (nx - 1) // s + 1), dtype=np.float32)
+    reach[top // s:top // s + reach_part.shape[0], left // s:left // s + reach_part.shape[1]] = reach_part
     with np.errstate(invalid="ignore"):
-        known = valid & ~near_side & (values > reach * np.float32(1 + tear_threshold))
-    filled = _plane_fill(values, known, band, radius, px / focal, py / focal)
+        known = (valid[::s, ::s] & ~near_side[::s, ::s]
+                 & (values[::s, ::s] > reach * np.float32(1 + tear_threshold)))
+    filled = _plane_fill(values, known, band, radius, px / focal, py / focal, s)
     with np.errstate(invalid="ignore"):  # a vertex with no far side behind it within reach gets no layer
         band &= filled > values * np.float32(1 + tear_threshold)
     depth = values.copy()
     depth[band] = filled[band]
-    return Background(band, depth, near_side & valid, known)
+    return Background(band, depth, near_side & valid)
 
 
-def _plane_fill(values, known, band, radius, x, y) -> np.ndarray:
+def _plane_fill(values, known, band, radius, x, y, step) -> np.ndarray:
     """(ny, nx) float32: at each band vertex, the least-squares plane ``1/z = a + b x + c y`` through the
     ``known`` vertices in a square window around it, evaluated there (NaN elsewhere, and where no
-    known vertex is within ``radius``).
+    known vertex is within ``radius``). known: bool on the fitted vertices, ``[::step, ::step]``.
 
-    A grid finer than FIT_RESOLUTION vertices along its longer side is fitted on every k-th vertex
-    (the planes, not the depths, are taken over: a plane background stays exact) and each band
-    vertex evaluates the plane of its nearest fitted vertex at its own position.
+    With ``step`` > 1 (a mesh finer than FIT_RESOLUTION vertices along its longer side) the fits run
+    on every ``step``-th vertex (the planes, not the depths, are taken over: a plane background
+    stays exact) and each band vertex evaluates the plane of its nearest fitted vertex at its own
+    position.
     """
     ny, nx = values.shape
     band_y, band_x = np.nonzero(band)
     full_x, full_y = x, y
-    step = max(1, math.ceil(max(ny, nx) / FIT_RESOLUTION))
     if step == 1:
         rows, columns, target = band_y, band_x, None
     else:
-        values, known, x, y = values[::step, ::step], known[::step, ::step], x[::step], y[::step]
+        values, x, y = values[::step, ::step], x[::step], y[::step]
         coarse = (np.minimum((band_y + step // 2) // step, len(y) - 1) * len(x)
                   + np.minimum((band_x + step // 2) // step, len(x) - 1))
         # the distinct coarse vertices in increasing order (``np.unique``), by marking them on the
@@ -264,11 +277,17 @@ def _fit_planes(values, known, rows, columns, radius, x, y):
         cxy = sxy - px0 * sy - py0 * sx + px0 * py0 * s
         cxu, cyu = sxu - px0 * su, syu - py0 * su
         ridge = 0.001 * cell * cell * s
-        matrix = np.stack([np.stack([s, cx, cy], -1), np.stack([cx, cxx + ridge, cxy], -1),
-                           np.stack([cy, cxy, cyy + ridge], -1)], -2)
-        rhs = np.stack([su, cxu, cyu], -1)
+        cxx += ridge
+        cyy += ridge
+        # the symmetric 3x3 normal equations [[s, cx, cy], [cx, cxx, cxy], [cy, cxy, cyy]] p = (su, cxu, cyu)
+        # solved by their cofactors, all targets at once (a batched np.linalg.solve costs several times more)
+        c00, c01, c02 = cxx * cyy - cxy * cxy, cy * cxy - cx * cyy, cx * cxy - cy * cxx
+        c11, c12, c22 = s * cyy - cy * cy, cx * cy - s * cxy, s * cxx - cx * cx
+        det = s * c00 + cx * c01 + cy * c02
         index = np.flatnonzero(todo)[take]
-        planes[index] = np.linalg.solve(matrix, rhs[..., None])[..., 0]
+        planes[index, 0] = (c00 * su + c01 * cxu + c02 * cyu) / det
+        planes[index, 1] = (c01 * su + c11 * cxu + c12 * cyu) / det
+        planes[index, 2] = (c02 * su + c12 * cxu + c22 * cyu) / det
         todo[index] = False
     return planes[:, 0], planes[:, 1], planes[:, 2]
 
@@ -331,26 +350,53 @@ def extend_photo(rgb: np.ndarray, layer: FillLayer) -> np.ndarray:
     height, width = layer.hidden.shape
     margin = max(16, max(height, width) // 10)
     rows, columns = np.flatnonzero(layer.hidden.any(axis=1)), np.flatnonzero(layer.hidden.any(axis=0))
-    window = np.s_[max(rows[0] - margin, 0):rows[-1] + 1 + margin, max(columns[0] - margin, 0):columns[-1] + 1 + margin]
-    # premultiplied colour and its weight as the four channels of one image: one pyrDown per level
-    weight = layer.source[window].astype(np.float32)
-    premultiplied = np.empty(weight.shape + (4,), dtype=np.float32)
-    np.multiply(rgb[window][..., :3], weight[..., None], out=premultiplied[..., :3], casting="unsafe")
-    premultiplied[..., 3] = weight
+    top, left = max(rows[0] - margin, 0), max(columns[0] - margin, 0)
+    window = np.s_[top:rows[-1] + 1 + margin, left:columns[-1] + 1 + margin]
+    # premultiplied colour and its weight (0 or 1) as the four channels of one image: one pyrDown
+    # per level; made in uint8 by OpenCV (masked copy, merge), then converted once
+    weight = layer.source[window].view(np.uint8)
+    part = np.ascontiguousarray(rgb[window][..., :3])
+    premultiplied = cv2.merge([*cv2.split(cv2.copyTo(part, weight)), weight]).astype(np.float32)
+    window_width = part.shape[1]
     pyramid = [premultiplied]
     while min(pyramid[-1].shape[:2]) > 4:
         pyramid.append(cv2.pyrDown(pyramid[-1]))
-    levels = [(level[..., :3], level[..., 3]) for level in pyramid]
-    colour, w = levels[-1]
+    # Going up, a level's estimate is needed only where the next finer level reads it: the hidden
+    # pixels' bounding box, and on each coarser level half of the finer box and two pixels more
+    # (pyrUp's 5-tap filter reaches one; the second keeps the box's own edge out of reach)
+    boxes = [(rows[0] - top, rows[-1] + 1 - top, columns[0] - left, columns[-1] + 1 - left)]
+    for level in pyramid[1:]:
+        r0, r1, c0, c1 = boxes[-1]
+        boxes.append((max(r0 // 2 - 2, 0), min((r1 - 1) // 2 + 3, level.shape[0]),
+                      max(c0 // 2 - 2, 0), min((c1 - 1) // 2 + 3, level.shape[1])))
+    r0, r1, c0, c1 = boxes[-1]
+    colour, w = pyramid[-1][r0:r1, c0:c1, :3], pyramid[-1][r0:r1, c0:c1, 3]
     estimate = colour / np.maximum(w, 1e-6)[..., None]
-    hidden = layer.hidden[window]
-    for level, (colour, w) in reversed(list(enumerate(levels[:-1]))):
-        coarse = cv2.pyrUp(estimate, dstsize=(w.shape[1], w.shape[0]))
+    hidden = np.flatnonzero(layer.hidden[window])  # flat indices in the window
+    hidden_y, hidden_x = np.divmod(hidden, window_width)
+    for level in reversed(range(len(pyramid) - 1)):
+        (r0, r1, c0, c1), (cr0, cr1, cc0, cc1) = boxes[level], boxes[level + 1]
+        fine, known = pyramid[level], pyramid[level + 1]
+        # pyrUp of the coarse box, sized as the whole level's where the box reaches its far edge
+        size = (fine.shape[1] - 2 * cc0 if cc1 == known.shape[1] else 2 * (cc1 - cc0),
+                fine.shape[0] - 2 * cr0 if cr1 == known.shape[0] else 2 * (cr1 - cr0))
+        coarse = cv2.pyrUp(estimate, dstsize=size)
         if level == 0:  # the photo's own resolution: only the hidden pixels' estimate is used
-            colour, w, coarse = colour[hidden], w[hidden], coarse[hidden]
+            premultiplied = np.take(premultiplied.reshape(-1, 4), hidden, axis=0)
+            colour, w = premultiplied[:, :3], premultiplied[:, 3]
+            coarse = coarse[hidden_y - 2 * cr0, hidden_x - 2 * cc0]
+        else:
+            colour, w = fine[r0:r1, c0:c1, :3], fine[r0:r1, c0:c1, 3]
+            coarse = coarse[r0 - 2 * cr0:r1 - 2 * cr0, c0 - 2 * cc0:c1 - 2 * cc0]
         trust = np.clip(w * 4.0, 0.0, 1.0)[..., None]  # a quarter of the window known is enough
-        estimate = colour / np.maximum(w, 1e-6)[..., None] * trust + coarse * (1.0 - trust)
-    out[window][hidden] = np.clip(np.round(estimate), 0, 255).astype(np.uint8)
+        # colour / max(w, 1e-6) * trust + coarse * (1 - trust), in place
+        estimate = np.divide(colour, np.maximum(w, 1e-6)[..., None])
+        estimate *= trust
+        estimate += coarse * (1.0 - trust)
+    if len(pyramid) == 1:  # a photo a few pixels high has no coarser level: the window's mean colour
+        total = premultiplied.reshape(-1, 4).sum(axis=0)
+        estimate = np.broadcast_to(total[:3] / max(total[3], 1e-6), (len(hidden), 3))
+    out[hidden_y + top, hidden_x + left] = np.clip(np.round(estimate), 0, 255).astype(np.uint8)
     return out
 
 
@@ -405,17 +451,96 @@ class FilledMesh:
     photo_edges: int
 
 
-def add_layer_and_rim(values, positions, keep, torn, bg: Background | None,
-                      tear_threshold, jump_scale, xs, ys, width, height, focal, pivot) -> FilledMesh:
+@dataclass(frozen=True)
+class _LayerBox:
+    """The layer's quads and vertices on the bounding box of its quads (everything the layer touches).
+
+    top, left: the box's first grid row and column; rows, columns: its quad slices;
+    keep: (bh, bw) bool the layer's quads; band: (bh+1, bw+1) bool grid vertices with a layer
+    vertex; map: (bh+1, bw+1) int32 each box vertex's vertex in the layer's faces (the layer's
+    own on the band, else the grid's); band_index: (L,) int32 grid vertex of layer vertex
+    ``n_grid + k``; full_keep: (ny-1, nx-1) bool the layer's quads on the whole grid.
+    """
+
+    top: int
+    left: int
+    rows: slice
+    columns: slice
+    keep: np.ndarray
+    band: np.ndarray
+    map: np.ndarray
+    band_index: np.ndarray
+    full_keep: np.ndarray
+
+
+def _layer_box(bg: Background, keep, torn, tear_threshold, jump_scale) -> _LayerBox | None:
+    """The layer's quads (those with a band corner that do not tear on the layer's depth, plus every
+    torn cell) and its vertices (band vertices that are a corner of one), numbered ``n_grid + k`` in
+    grid order; None when it has no quad."""
+    band = bg.band
+    ny, nx = band.shape
+    # only quads with a band corner can hold the layer: test those within the band's bounding box
+    band_rows, band_columns = np.flatnonzero(band.any(axis=1)), np.flatnonzero(band.any(axis=0))
+    quad_rows = np.s_[max(band_rows[0] - 1, 0):min(band_rows[-1] + 1, ny - 1)]
+    quad_columns = np.s_[max(band_columns[0] - 1, 0):min(band_columns[-1] + 1, nx - 1)]
+    corner_window = np.s_[quad_rows.start:quad_rows.stop + 1, quad_columns.start:quad_columns.stop + 1]
+    band_part = band[corner_window]
+    full_keep = np.zeros_like(keep)
+    full_keep[quad_rows, quad_columns] = (
+        quad_keep_mask(bg.depth[corner_window], tear_threshold, relative=True, jump_scale=jump_scale)
+        & (band_part[1:, :-1] | band_part[1:, 1:] | band_part[:-1, 1:] | band_part[:-1, :-1]))
+    # every torn cell gets a layer face, also where the layer still jumps (a continuous slope too
+    # steep for the threshold, not an occlusion): through the camera no cell stays open
+    full_keep |= torn
+    rows, columns = np.flatnonzero(full_keep.any(axis=1)), np.flatnonzero(full_keep.any(axis=0))
+    if not len(rows):
+        return None
+    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(columns[0]), int(columns[-1]) + 1
+    box_keep = full_keep[top:bottom, left:right]
+    # a band vertex none of whose quads holds the layer gets no vertex (nothing to renumber afterwards)
+    corner = np.zeros((bottom - top + 1, right - left + 1), dtype=bool)
+    corner[1:, :-1] |= box_keep
+    corner[1:, 1:] |= box_keep
+    corner[:-1, 1:] |= box_keep
+    corner[:-1, :-1] |= box_keep
+    box_band = band[top:bottom + 1, left:right + 1] & corner
+    box_map = (np.arange(top, bottom + 1, dtype=np.int32)[:, None] * np.int32(nx)
+               + np.arange(left, right + 1, dtype=np.int32)[None, :])
+    band_index = box_map[box_band]  # row by row: grid order
+    box_map[box_band] = np.arange(ny * nx, ny * nx + len(band_index), dtype=np.int32)
+    return _LayerBox(top, left, np.s_[top:bottom], np.s_[left:right], box_keep, box_band, box_map, band_index,
+                     full_keep)
+
+
+def added_faces_bound(torn: np.ndarray, cells: int | None) -> int:
+    """An upper bound of the faces ``add_layer_and_rim`` adds, known before the band is: one rim face
+    per border quad side and, with a layer (``cells``: the band width), every quad within cells + 2
+    of the torn quads' bounding box (band vertices lie within ``cells`` of a torn quad's corner, and
+    every layer quad has a band corner or is torn). torn: (ny-1, nx-1) bool."""
+    qy, qx = torn.shape
+    bound = 2 * (qx + qy)
+    rows, columns = np.flatnonzero(torn.any(axis=1)), np.flatnonzero(torn.any(axis=0))
+    if cells is None or not len(rows):
+        return bound
+    reach = cells + 2
+    return bound + ((min(rows[-1] + 1 + reach, qy) - max(rows[0] - reach, 0))
+                    * (min(columns[-1] + 1 + reach, qx) - max(columns[0] - reach, 0)))
+
+
+def add_layer_and_rim(values, grid_positions, keep, torn, bg: Background | None,
+                      tear_threshold, jump_scale, xs, ys, width, height, focal, pivot,
+                      topology: GridTopology | None = None) -> FilledMesh:
     """The grid mesh of the ``keep`` quads with the background layer (``bg``; None = no layer) and
     the rim appended.
 
-    values: (ny, nx) float32 distance; positions: (ny*nx, 3) float32; keep, torn: (ny-1, nx-1)
-    bool kept quads and quads dropped for a depth jump. The grid's own topology
-    (``grid.grid_topology``) is built here, in arrays sized for the added faces, so they are
-    written in place rather than appended by a copy of the whole mesh. The layer's quads
-    are those with a band corner that do not tear on the layer's depth, plus every torn cell;
-    each reuses the grid vertex at every corner that is not on the band.
+    values: (ny, nx) float32 distance; grid_positions(out): writes the (ny*nx, 3) float32 grid
+    vertex positions into the first rows of ``out``; keep, torn: (ny-1, nx-1) bool kept quads and
+    quads dropped for a depth jump; topology: the grid's own (``grid.grid_topology_with_edge_ids``)
+    with room for the added faces and their edges (``added_faces_bound``), or None to build it
+    here. The grid's positions are made here too, in an array sized for the added vertices: the
+    added vertices, faces and edges are written in place rather than appended by a copy of the whole
+    mesh. The layer's quads and vertices: ``_layer_box``; each quad reuses the grid vertex at
+    every corner that is not on the band.
     """
     ny, nx = values.shape
     n_grid = ny * nx
@@ -429,49 +554,26 @@ def add_layer_and_rim(values, positions, keep, torn, bg: Background | None,
         return corners
 
     # the layer: a vertex per band vertex, quads with a band corner that hold together on the layer's depth
-    if bg is not None and bg.band.any():
-        band = bg.band
-        band_index = np.flatnonzero(band.reshape(-1))
-        # only quads with a band corner can hold the layer: test those within the band's bounding box
-        band_rows, band_columns = np.flatnonzero(band.any(axis=1)), np.flatnonzero(band.any(axis=0))
-        quad_rows = np.s_[max(band_rows[0] - 1, 0):min(band_rows[-1] + 1, ny - 1)]
-        quad_columns = np.s_[max(band_columns[0] - 1, 0):min(band_columns[-1] + 1, nx - 1)]
-        corner_window = np.s_[quad_rows.start:quad_rows.stop + 1, quad_columns.start:quad_columns.stop + 1]
-        band_part = band[corner_window]
-        layer_keep = np.zeros_like(keep)
-        layer_keep[quad_rows, quad_columns] = (
-            quad_keep_mask(bg.depth[corner_window], tear_threshold, relative=True, jump_scale=jump_scale)
-            & (band_part[1:, :-1] | band_part[1:, 1:] | band_part[:-1, 1:] | band_part[:-1, :-1]))
-        # every torn cell gets a layer face, also where the layer still jumps (a continuous slope too
-        # steep for the threshold, not an occlusion): through the camera no cell stays open
-        layer_keep |= torn
-        band_flat = band.reshape(-1).copy()
-        layer_quad_index = np.flatnonzero(layer_keep.reshape(-1))
-        layer_quads = quad_corners(layer_quad_index)
-        # a band vertex whose layer quads all tore gets no vertex (nothing to renumber afterwards)
-        used = np.zeros(n_grid, dtype=bool)
-        used[layer_quads[band_flat[layer_quads]]] = True
-        band_flat &= used
-        band_index = np.flatnonzero(band_flat)
-        # band vertex k (in grid order) gets layer vertex n_grid + k: a running count over the grid
-        # rows the band spans gives every band vertex its k by one look-up (no search)
-        first_flat = band_rows[0] * nx
-        layer_vertex = np.cumsum(band_flat[first_flat:(band_rows[-1] + 1) * nx], dtype=np.int64)
-        layer_vertex += n_grid - 1
-
-        def layer_of(vertices):  # grid vertices -> the layer's vertex where on the band, else themselves
-            mapped = vertices.copy()
-            on_band = band_flat[vertices]
-            mapped[on_band] = layer_vertex[vertices[on_band] - first_flat]
-            return mapped
-
-        layer_faces = layer_of(layer_quads)
+    layer = _layer_box(bg, keep, torn, tear_threshold, jump_scale) if bg is not None and bg.band.any() else None
+    if layer is not None:
+        band_index, layer_keep = layer.band_index, layer.full_keep
+        box_quads = np.flatnonzero(layer.keep.reshape(-1)).astype(np.int32)
+        box_width = layer.keep.shape[1]
+        top_left = box_quads + box_quads // np.int32(box_width)  # box vertex (i, j) of box quad (i, j)
+        layer_faces = np.take(layer.map.reshape(-1), np.stack(
+            [top_left + np.int32(box_width + 1), top_left + np.int32(box_width + 2), top_left + 1, top_left], -1))
+        layer_material = np.where(torn[layer.rows, layer.columns].reshape(-1)[box_quads], 0,
+                                  LAYER_MATERIAL_INDEX).astype(np.int32)
         layer_depth = bg.depth.reshape(-1)[band_index]
+
+        def layer_of(vertices):  # grid vertices of layer quads -> the layer's vertex where on the band, else themselves
+            row, column = np.divmod(vertices, nx)
+            return layer.map[row - layer.top, column - layer.left]
     else:
-        band_index = np.zeros(0, dtype=np.int64)
+        band_index = np.zeros(0, dtype=np.int32)
         layer_keep = np.zeros_like(keep)
-        layer_faces = np.zeros((0, 4), dtype=np.int64)
-        layer_quad_index = np.zeros(0, dtype=np.int64)
+        layer_faces = np.zeros((0, 4), dtype=np.int32)
+        layer_material = np.zeros(0, dtype=np.int32)
         layer_depth = np.zeros(0, dtype=np.float32)
 
         def layer_of(vertices):
@@ -522,7 +624,9 @@ def add_layer_and_rim(values, positions, keep, torn, bg: Background | None,
     new_x = np.concatenate([pixel_x[layer_column], rim_x])
     new_y = np.concatenate([pixel_y[layer_row], rim_y])
     new_z = np.concatenate([layer_depth, rim_depth]).astype(np.float64)
-    new_positions = np.empty((len(new_z), 3), dtype=np.float32)
+    all_positions = np.empty((n_grid + len(new_z), 3), dtype=np.float32)
+    grid_positions(all_positions)
+    new_positions = all_positions[n_grid:]
     new_positions[:, 0] = (new_x - width / 2) / focal * new_z
     new_positions[:, 1] = new_z - pivot
     new_positions[:, 2] = (height / 2 - new_y) / focal * new_z
@@ -530,7 +634,10 @@ def add_layer_and_rim(values, positions, keep, torn, bg: Background | None,
     # the grid mesh's topology with room for the added faces: they are written in place
     n_photo = int(np.count_nonzero(keep))
     n_extra = len(layer_faces) + sum(len(f) for f in rim_faces)
-    all_faces, edges, all_corner_edges = grid_topology(keep, spare_faces=n_extra)
+    if topology is None or len(topology.faces) < n_photo + n_extra:  # every added face has <= 4 new edges
+        topology = grid_topology_with_edge_ids(keep, spare_faces=n_extra, spare_edges=4 * n_extra)
+    all_faces = topology.faces[:n_photo + n_extra]
+    edges, all_corner_edges = topology.edges, topology.corner_edges[:4 * (n_photo + n_extra)]
     np.concatenate([layer_faces, *rim_faces], out=all_faces[n_photo:], casting="unsafe")
 
     # UVs: pixel centres, the frame edge for rim vertices; every face corner's gathered as one
@@ -544,17 +651,15 @@ def add_layer_and_rim(values, positions, keep, torn, bg: Background | None,
     vertex_uv[first_rim:, 1] = 1.0 - rim_y / height
     corner_uvs = np.take(vertex_uv.reshape(-1).view(np.int64), all_faces.reshape(-1)).view(np.float32).reshape(-1, 2)
 
-    # layer faces over torn cells are what the camera sees there: they show the photo itself
-    layer_material = np.where(torn.reshape(-1)[layer_quad_index], 0, LAYER_MATERIAL_INDEX).astype(np.int32)
     material_index = np.zeros(len(all_faces), np.int32)  # zeroed pages: only the added faces' are written
     material_index[n_photo:] = np.concatenate([layer_material, *rim_material])
     grid_index = np.empty(len(vertex_uv), np.int32)
     grid_index[:n_grid] = np.arange(n_grid, dtype=np.int32)
     grid_index[n_grid:first_rim], grid_index[first_rim:] = band_index, rim_grid
     all_edges, all_corner_edges[4 * n_photo:] = _extra_edges(
-        edges, layer_keep, layer_of, np.concatenate(rim_faces).astype(np.int64), first_rim + n_rim, n_grid)
+        topology, layer, grid_of, np.concatenate(rim_faces).astype(np.int64), first_rim + n_rim)
     return FilledMesh(
-        positions=np.concatenate([positions, new_positions]),
+        positions=all_positions,
         depth=np.concatenate([values.reshape(-1), layer_depth, rim_depth]).astype(np.float32, copy=False),
         grid_index=grid_index,
         faces=all_faces,
@@ -566,96 +671,95 @@ def add_layer_and_rim(values, positions, keep, torn, bg: Background | None,
     )
 
 
-def _extra_edges(edges, layer_keep, layer_of, rim_faces, n_vertices, n_grid) -> tuple[np.ndarray, np.ndarray]:
+def _extra_edges(topology: GridTopology, layer: _LayerBox | None, grid_of, rim_faces, n_vertices
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Edges of the added faces (the layer's, then the rim's): those the mesh already has are
     reused, the rest appended.
 
-    edges: (E, 2) int32 the grid mesh's edges as ``grid.grid_topology`` orders them;
-    layer_keep: (ny-1, nx-1) bool the layer's quads, whose corners ``layer_of`` maps from grid
-    vertices to the layer's (or the grid's) vertex; rim_faces: (R, 4) the rim's faces.
-    The layer is a grid on relabelled vertices, so its edges are read off the grid structure
-    (``grid_topology`` on the layer's bounding box) instead of sorting its faces' edges; only
-    the few rim faces' edges are deduplicated by sorting.
+    topology: the grid mesh's (``grid.grid_topology_with_edge_ids``); layer: the layer's quads and
+    vertices on its box (None: no layer); ``grid_of`` maps mesh vertices to their grid vertex;
+    rim_faces: (R, 4) the rim's faces. The layer is a grid on relabelled vertices, so its
+    edges are read off the grid structure (``grid.lattice_edges`` on the layer's box): a
+    lattice edge with no band end is the grid mesh's own where that has it, every other one is
+    new. Only the few rim faces' edges are deduplicated by sorting; their inner edges are found
+    in the grid's or the layer's edge maps by position.
     -> (all edges (E', 2) int32, corner edges of the layer's then the rim's faces (4 F',) int32)
     """
-    ny, nx = layer_keep.shape[0] + 1, layer_keep.shape[1] + 1
-    n_edges = len(edges)
-    if layer_keep.any():
-        quad_rows, quad_columns = np.flatnonzero(layer_keep.any(axis=1)), np.flatnonzero(layer_keep.any(axis=0))
-        top, left = quad_rows[0], quad_columns[0]
-        _, box_edges, box_corner_edges = grid_topology(layer_keep[top:quad_rows[-1] + 1, left:quad_columns[-1] + 1])
-        box_row, box_column = np.divmod(box_edges.astype(np.int64), quad_columns[-1] - left + 2)
-        lattice_row, lattice_column = box_row + top, box_column + left   # (k, 2) grid rows/columns of the ends
-        layer_pairs = layer_of(lattice_row * nx + lattice_column)
-        layer_index = _grid_edge_index(edges, layer_pairs, n_grid)
-        new = layer_index < 0
-        layer_index[new] = n_edges + np.arange(int(new.sum()))
-        new_layer_pairs = layer_pairs[new]
-        layer_corner_edges = layer_index[box_corner_edges]
-        # the rim's inner edges that are the layer's lie on the photo's border
-        on_border = (((lattice_row == 0) | (lattice_row == ny - 1)).all(axis=1)
-                     | ((lattice_column == 0) | (lattice_column == nx - 1)).all(axis=1))
-        border_pairs, border_index = layer_pairs[on_border], layer_index[on_border]
+    ny, nx = topology.horizontal.shape[0], topology.vertical.shape[1]
+    n_grid, n_edges = ny * nx, len(topology.edges)
+    if layer is not None:
+        top, left = layer.top, layer.left
+        bottom, right = top + layer.keep.shape[0], left + layer.keep.shape[1]
+        horizontal, vertical = lattice_edges(layer.keep)
+        box_band, box_map = layer.band, layer.map
+        reused_h = horizontal & topology.horizontal[top:bottom + 1, left:right] & ~(box_band[:, :-1] | box_band[:, 1:])
+        reused_v = vertical & topology.vertical[top:bottom, left:right + 1] & ~(box_band[:-1] | box_band[1:])
+        new_h, new_v = horizontal & ~reused_h, vertical & ~reused_v
+        n_new_h = int(np.count_nonzero(new_h))
+        layer_h = np.cumsum(new_h, dtype=np.int32).reshape(new_h.shape)
+        layer_h += n_edges - 1
+        np.copyto(layer_h, topology.horizontal_id[top:bottom + 1, left:right], where=reused_h)
+        layer_v = np.cumsum(new_v, dtype=np.int32).reshape(new_v.shape)
+        layer_v += n_edges + n_new_h - 1
+        np.copyto(layer_v, topology.vertical_id[top:bottom, left:right + 1], where=reused_v)
+        box_quads = np.flatnonzero(layer.keep.reshape(-1)).astype(np.int32)
+        layer_corner_edges = np.empty((len(box_quads), 4), dtype=np.int32)
+        quad_corner_edges(box_quads, right - left + 1, layer_h.reshape(-1), layer_v.reshape(-1), layer_corner_edges)
+        # the new edges' ends, row by row (horizontal ones, then vertical ones)
+        new_layer_pairs = np.empty((n_new_h + int(np.count_nonzero(new_v)), 2), dtype=np.int32)
+        new_layer_pairs[:n_new_h, 0], new_layer_pairs[:n_new_h, 1] = box_map[:, :-1][new_h], box_map[:, 1:][new_h]
+        new_layer_pairs[n_new_h:, 0], new_layer_pairs[n_new_h:, 1] = box_map[:-1][new_v], box_map[1:][new_v]
     else:
-        new_layer_pairs = np.zeros((0, 2), dtype=np.int64)
-        layer_corner_edges = np.zeros(0, dtype=np.int64)
-        border_pairs, border_index = new_layer_pairs, layer_corner_edges
+        top = left = 0
+        horizontal = vertical = layer_h = layer_v = box_map = None
+        new_layer_pairs = np.zeros((0, 2), dtype=np.int32)
+        layer_corner_edges = np.zeros((0, 4), dtype=np.int32)
+
+    def edge_id(low, high):  # (k,) mesh vertex pairs, low < high -> (k,) index of an existing edge, else -1
+        index = np.full(len(low), -1, dtype=np.int64)
+        on_grid = high < n_grid
+        row, column = np.divmod(low, nx)
+        for step, exists, ids in ((1, topology.horizontal, topology.horizontal_id),
+                                  (nx, topology.vertical, topology.vertical_id)):
+            at = np.flatnonzero(on_grid & (high - low == step))
+            r, c = row[at], column[at]
+            inside = (r < exists.shape[0]) & (c < exists.shape[1])
+            at, r, c = at[inside], r[inside], c[inside]
+            found = exists[r, c]
+            index[at[found]] = ids[r[found], c[found]]
+        if horizontal is None:
+            return index
+        # the layer's edges: found by their grid ends' position in its lattice
+        todo = np.flatnonzero(index < 0)
+        a, b = grid_of(low[todo]), grid_of(high[todo])
+        first, second = np.minimum(a, b), np.maximum(a, b)
+        row, column = np.divmod(first, nx)
+        row, column = row - top, column - left
+        for step, exists, ids in ((1, horizontal, layer_h), (nx, vertical, layer_v)):
+            at = np.flatnonzero((second - first == step) & (row >= 0) & (column >= 0)
+                                & (row < exists.shape[0]) & (column < exists.shape[1]))
+            r, c = row[at], column[at]
+            found = exists[r, c]
+            at, r, c = at[found], r[found], c[found]
+            ends = box_map[r, c], (box_map[r, c + 1] if step == 1 else box_map[r + 1, c])
+            same = ((np.minimum(*ends) == low[todo][at]) & (np.maximum(*ends) == high[todo][at]))
+            index[todo[at[same]]] = ids[r[same], c[same]]
+        return index
+
     first = rim_faces.reshape(-1)
     second = np.roll(rim_faces, -1, axis=1).reshape(-1)
     keys = np.minimum(first, second) * n_vertices + np.maximum(first, second)
     unique, inverse = np.unique(keys, return_inverse=True)
     low, high = np.divmod(unique, n_vertices)
-    rim_index = _grid_edge_index(edges, np.stack([low, high], -1), n_grid)
-    if len(border_pairs) and len(unique):
-        border_keys = border_pairs.min(axis=1) * n_vertices + border_pairs.max(axis=1)
-        order = np.argsort(border_keys)
-        where = np.minimum(np.searchsorted(border_keys[order], unique), len(order) - 1)
-        found = (rim_index < 0) & (border_keys[order][where] == unique)
-        rim_index[found] = border_index[order][where[found]]
+    rim_index = edge_id(low, high) if len(unique) else np.zeros(0, dtype=np.int64)
     new = rim_index < 0
     rim_index[new] = n_edges + len(new_layer_pairs) + np.arange(int(new.sum()))
     new_rim_pairs = np.stack([low[new], high[new]], -1)
-    all_edges = np.concatenate([edges, new_layer_pairs.astype(np.int32), new_rim_pairs.astype(np.int32)])
-    return all_edges, np.concatenate([layer_corner_edges, rim_index[inverse]]).astype(np.int32)
-
-
-def _grid_edge_index(edges, pairs, n_grid) -> np.ndarray:
-    """(k,) int64 index in ``edges`` of each of the (k, 2) vertex ``pairs`` that is a grid edge
-    ``(v, v + 1)`` or ``(v, v + nx)`` of the grid mesh, -1 for the others.
-
-    edges: (E, 2) int32 as ``grid.grid_topology`` orders them (horizontal edges by increasing
-    start vertex, then vertical ones): found by binary search in those two sorted blocks, not by
-    a pass over all edges.
-    """
-    index = np.full(len(pairs), -1, dtype=np.int64)
-    on_grid = np.flatnonzero((pairs < n_grid).all(axis=1))
-    if not len(edges) or not len(on_grid):
-        return index
-    # each (start, end) int32 pair read as one int64: within each block the starts increase with a
-    # fixed step, so these increase too (and compare equal exactly when both ends match)
-    packed = np.ascontiguousarray(edges).view(np.int64).reshape(-1)
-    n_horizontal = _first_true(lambda i: edges[i, 1] - edges[i, 0] != 1, len(edges))
-    wanted = np.ascontiguousarray(pairs[on_grid], dtype=np.int32).view(np.int64).reshape(-1)
-    for block_start, block_end in ((0, n_horizontal), (n_horizontal, len(edges))):
-        block = packed[block_start:block_end]
-        if not len(block):
-            continue
-        where = np.minimum(np.searchsorted(block, wanted), len(block) - 1)
-        found = block[where] == wanted
-        index[on_grid[found]] = block_start + where[found]
-    return index
-
-
-def _first_true(predicate, size: int) -> int:
-    """The first index in ``0..size`` where the monotone ``predicate`` holds (``size`` if none)."""
-    lo, hi = 0, size
-    while lo < hi:
-        middle = (lo + hi) // 2
-        if predicate(middle):
-            hi = middle
-        else:
-            lo = middle + 1
-    return lo
+    n_layer_edges, n_rim_edges = len(new_layer_pairs), len(new_rim_pairs)
+    all_edges = topology.edge_room[:n_edges + n_layer_edges + n_rim_edges]  # no copy of the grid's edges
+    all_edges[n_edges:n_edges + n_layer_edges] = new_layer_pairs
+    all_edges[n_edges + n_layer_edges:] = new_rim_pairs
+    return all_edges, np.concatenate([layer_corner_edges.reshape(-1), rim_index[inverse]]).astype(np.int32)
 
 
 def _import_cv2():

@@ -9,6 +9,8 @@ Everything works on whole arrays; nothing loops over pixels.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 # The resolution at which tear_threshold is the plain per-face relative depth jump (the default resolution).
@@ -98,14 +100,59 @@ def grid_topology(keep: np.ndarray, spare_faces: int = 0) -> tuple[np.ndarray, n
        indices, corner_edges: ((F + spare_faces)*4,) int32 edge index of the edge leaving each
        face corner.
     """
+    topology = grid_topology_with_edge_ids(keep, spare_faces)
+    return topology.faces, topology.edges, topology.corner_edges
+
+
+class GridTopology(NamedTuple):
+    """``grid_topology``'s arrays plus where each lattice edge sits among ``edges``.
+
+    horizontal: (ny, nx-1) bool the edge right of each vertex exists; vertical: (ny-1, nx) bool
+    the edge below it exists; horizontal_id, vertical_id: int32 of the same shapes, that edge's
+    index in ``edges`` (meaningless where the edge does not exist); edge_room: (E + spare_edges, 2)
+    int32 the allocation ``edges`` is the start of, with rows left unset for edges a caller adds.
+    """
+
+    faces: np.ndarray
+    edges: np.ndarray
+    corner_edges: np.ndarray
+    horizontal: np.ndarray
+    vertical: np.ndarray
+    horizontal_id: np.ndarray
+    vertical_id: np.ndarray
+    edge_room: np.ndarray
+
+
+def lattice_edges(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ny, nx-1) bool horizontal and (ny-1, nx) bool vertical grid edges the ``keep`` quads use."""
     qy, qx = keep.shape
-    ny, nx = qy + 1, qx + 1
-    horizontal = np.zeros((ny, nx - 1), dtype=bool)
+    horizontal = np.zeros((qy + 1, qx), dtype=bool)
     horizontal[:-1] |= keep
     horizontal[1:] |= keep
-    vertical = np.zeros((ny - 1, nx), dtype=bool)
+    vertical = np.zeros((qy, qx + 1), dtype=bool)
     vertical[:, :-1] |= keep
     vertical[:, 1:] |= keep
+    return horizontal, vertical
+
+
+def quad_corner_edges(quads: np.ndarray, nx: int, horizontal_id: np.ndarray, vertical_id: np.ndarray,
+                      out: np.ndarray) -> None:
+    """Write into ``out`` ((k, 4) int32) the edge leaving each corner of the quads with flat indices
+    ``quads`` ((k,) int32, ``row * (nx-1) + column``), in the corner order of ``grid_topology``,
+    from flat (ny*(nx-1),) ``horizontal_id`` and ((ny-1)*nx,) ``vertical_id``."""
+    top_left = quads + quads // np.int32(nx - 1)
+    out[:, 0] = horizontal_id[quads + np.int32(nx - 1)]  # bottom-left -> bottom-right
+    out[:, 1] = vertical_id[top_left + 1]              # bottom-right -> top-right
+    out[:, 2] = horizontal_id[quads]                   # top-right -> top-left
+    out[:, 3] = vertical_id[top_left]                  # top-left -> bottom-left
+
+
+def grid_topology_with_edge_ids(keep: np.ndarray, spare_faces: int = 0, spare_edges: int = 0) -> GridTopology:
+    """``grid_topology`` and the lattice-edge maps (``GridTopology``) the fill's layer reuses edges by,
+    with room for ``spare_edges`` more edges after the grid's (rows never written cost no memory)."""
+    qy, qx = keep.shape
+    ny, nx = qy + 1, qx + 1
+    horizontal, vertical = lattice_edges(keep)
     h_flat, v_flat = horizontal.ravel(), vertical.ravel()
     n_horizontal = int(np.count_nonzero(h_flat))
     h_id = np.cumsum(h_flat, dtype=np.int32)
@@ -117,7 +164,9 @@ def grid_topology(keep: np.ndarray, spare_faces: int = 0) -> tuple[np.ndarray, n
     h_index = np.flatnonzero(h_flat).astype(np.int32)
     h_start = h_index + h_index // np.int32(nx - 1)
     v_start = np.flatnonzero(v_flat).astype(np.int32)
-    edges = np.empty((len(h_start) + len(v_start), 2), dtype=np.int32)
+    n_edges = len(h_start) + len(v_start)
+    edge_room = np.empty((n_edges + spare_edges, 2), dtype=np.int32)
+    edges = edge_room[:n_edges]
     edges[: len(h_start), 0] = h_start
     edges[: len(h_start), 1] = h_start + 1
     edges[len(h_start):, 0] = v_start
@@ -132,11 +181,9 @@ def grid_topology(keep: np.ndarray, spare_faces: int = 0) -> tuple[np.ndarray, n
     faces[:n, 2] = top_left + 1                         # top-right
     faces[:n, 3] = top_left                             # top-left
     corner_edges = np.empty((n + spare_faces, 4), dtype=np.int32)
-    corner_edges[:n, 0] = h_id[quads + np.int32(nx - 1)]  # bottom-left -> bottom-right
-    corner_edges[:n, 1] = v_id[top_left + 1]              # bottom-right -> top-right
-    corner_edges[:n, 2] = h_id[quads]                     # top-right -> top-left
-    corner_edges[:n, 3] = v_id[top_left]                  # top-left -> bottom-left
-    return faces, edges, corner_edges.reshape(-1)
+    quad_corner_edges(quads, nx, h_id, v_id, corner_edges[:n])
+    return GridTopology(faces, edges, corner_edges.reshape(-1), horizontal, vertical,
+                        h_id.reshape(ny, nx - 1), v_id.reshape(ny - 1, nx), edge_room)
 
 
 def compact_vertices(n_vertices: int, faces: np.ndarray, edges: np.ndarray
