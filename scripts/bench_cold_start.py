@@ -35,9 +35,10 @@ start = time.perf_counter()
 import torch
 times["import torch"] = time.perf_counter() - start
 mark = time.perf_counter()
-from depth_addon.midas.nets._timm import import_timm
+from depth_addon.midas.nets._timm import import_timm, timm_module
 import_timm()
-times["import timm (+ torchvision)"] = time.perf_counter() - mark
+timm_module("layers")
+times["import timm (private: timm.layers)"] = time.perf_counter() - mark
 from depth_addon import imageio
 from depth_addon.midas import load_model, model as model_module
 rgb = imageio.read_image(sys.argv[1])
@@ -62,6 +63,8 @@ times["second run, same process (cached model)"] = time.perf_counter() - mark
 mark = time.perf_counter()
 imageio.write_depth(sys.argv[4], depth)
 times["write depth png"] = time.perf_counter() - mark
+loaded = [m for m in ("timm", "torchvision", "torch._dynamo") if m in sys.modules]
+print("modules loaded:", ", ".join(loaded) or "none of timm, torchvision, torch._dynamo", file=sys.stderr)
 print(json.dumps(times))
 """
 
@@ -88,6 +91,9 @@ def phases(script: str, checkpoint: Path, model: str, out: Path) -> dict:
     done = subprocess.run([sys.executable, "-c", script, str(PHOTO), str(checkpoint), model, str(out)],
                           check=True, cwd=REPO, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
+    for line in done.stderr.splitlines():
+        if line.startswith("modules loaded:"):
+            print(f"  ({line})")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -112,7 +118,8 @@ def main(argv=None) -> int:
             times["torch"].append(timed_run(bare))
             times["depth"].append(timed_run(depth))
         torch_s, depth_s = statistics.median(times["torch"]), statistics.median(times["depth"])
-        print(f"fresh processes, alternating, median of {args.repeat}:")
+        print(f"fresh processes, alternating, median of {args.repeat} (load average now: "
+              f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}, 1/5/15 min):")
         print(f"  python -c 'import torch'                       {torch_s:6.2f} s")
         print(f"  python -m depth_addon depth ({args.model})  {depth_s:6.2f} s")
         print(f"  cold start ratio                               {depth_s / torch_s:6.2f} x  (target <= 2.0)")
