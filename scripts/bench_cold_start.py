@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(REPO / "tests"))
 PHOTO = REPO / "samples" / "chelsea.jpg"
 
 _PHASES = r"""
@@ -98,7 +98,7 @@ def phases(script: str, checkpoint: Path, model: str, out: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    from bench_inference import reference_checkpoint
+    from reference_checkpoints import reference_checkpoint  # the tests' checkpoint cache
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="fresh processes of each kind (median)")

@@ -226,7 +226,10 @@ def build_network_for_loading(spec: ModelSpec) -> torch.nn.Module:
     owners = {modules[name.rpartition(".")[0]] for name, _ in net.named_buffers() if name not in persistent}
     if not all(hasattr(module, "init_non_persistent_buffers") for module in owners):
         return build_network(spec)
-    net.to_empty(device="cpu")
+    # = net.to_empty(device="cpu"), whose empty_like of a meta tensor runs a Python reference
+    # implementation that imports sympy (~1.7 s of a cold start); empty_strided goes to the CPU
+    # allocator directly, with the same sizes, strides and dtypes.
+    net._apply(lambda t: torch.empty_strided(t.size(), t.stride(), dtype=t.dtype, device="cpu"))
     for module in owners:
         module.init_non_persistent_buffers()
     return net

@@ -51,7 +51,7 @@ _ABSENT = frozenset({"huggingface_hub"})  # optional for timm; its import costs 
 
 _lock = threading.RLock()
 _roots: dict[str, Path] = {}
-_model_modules: dict[str, str] = {}
+_model_modules: dict[str, str | None] = {}
 
 
 def _private_import(name, globals=None, locals=None, fromlist=(), level=0):
@@ -151,15 +151,15 @@ def _reexport(package: str):
 
 
 def model_module_of(timm_name: str) -> str | None:
-    """The timm module (``"timm.models.beit"``) that defines model ``timm_name``, found in its source."""
+    """The timm module (``"timm.models.beit"``) that registers model ``timm_name``, found in its source
+    (``@register_model`` / ``def <name>(``) without importing timm's other model modules."""
     with _lock:
-        if not _model_modules:
-            for path in sorted((_root("timm") / "models").glob("*.py")):
-                lines = path.read_text(encoding="utf-8").splitlines()
-                for decorator, line in zip(lines, lines[1:], strict=False):  # "@register_model" / "def name(...":
-                    if decorator.startswith("@register_model") and line.startswith("def ") and "(" in line:
-                        _model_modules.setdefault(line[4:line.index("(")].strip(), f"timm.models.{path.stem}")
-    return _model_modules.get(timm_name)
+        if timm_name not in _model_modules:
+            needle = f"@register_model\ndef {timm_name}("
+            _model_modules[timm_name] = next(
+                (f"timm.models.{path.stem}" for path in sorted((_root("timm") / "models").glob("*.py"))
+                 if needle in path.read_text(encoding="utf-8")), None)
+        return _model_modules[timm_name]
 
 
 def create_model(timm_name: str, **kwargs):
