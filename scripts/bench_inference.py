@@ -10,7 +10,8 @@ download is needed; the timings do not depend on weight values. Per model type, 
 official computation) and the optimised one (``optimize=True``, the default) are loaded from
 the same file, warmed up, then timed alternately ``--repeat`` rounds (the order flips every
 round); the ratio is the median of the per-round ratios plain / optimised, each pair timed back
-to back, with their range. Then each reduced precision of ``--precisions`` (optimised path),
+to back, with their range (``--clock cpu``: CPU seconds of the process instead of elapsed
+seconds, for a machine shared with other jobs; use it with ``--threads 1``). Then each reduced precision of ``--precisions`` (optimised path),
 timed alternately with the optimised fp32 path in the same way. The load average is printed
 at the start, after each model and at the end.
 A timed call is ``predict``: transform + forward + resize back, on a photo of the network's own
@@ -43,6 +44,9 @@ def photo_of_size(width: int, height: int):
     return cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (width, height), interpolation=cv2.INTER_AREA)
 
 
+CLOCK = time.perf_counter  # --clock cpu: time.process_time
+
+
 def _load() -> str:
     return ", ".join(f"{v:.1f}" for v in os.getloadavg())
 
@@ -54,7 +58,7 @@ def max_rel_diff(ours, reference) -> float:
 
 
 def alternate(calls: dict, repeat: int) -> tuple[dict, dict]:
-    """Seconds of each ``calls[name]()``, timed in turn ``repeat`` times after one warm-up each.
+    """Seconds (``CLOCK``) of each ``calls[name]()``, timed in turn ``repeat`` times after one warm-up each.
 
     The order flips every round (A B, B A, ...), so neither call always runs on the caches or
     the machine load the other left. Returns ``({name: [seconds per round]}, {name: result})``.
@@ -64,9 +68,9 @@ def alternate(calls: dict, repeat: int) -> tuple[dict, dict]:
     names = list(calls)
     for round_ in range(repeat):
         for name in names if round_ % 2 == 0 else names[::-1]:
-            start = time.perf_counter()
+            start = CLOCK()
             calls[name]()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(CLOCK() - start)
     return times, results
 
 
@@ -126,7 +130,12 @@ def main(argv=None) -> int:
                         help="precisions to time (default: all); fp16/bf16 are compared with fp32")
     parser.add_argument("--photo", default=None, metavar="WxH",
                         help="photo size to predict on (default: each network's own input size)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall: elapsed seconds; cpu: this process's CPU seconds (all its threads), "
+                             "which other jobs on a shared machine disturb far less than the wall clock")
     args = parser.parse_args(argv)
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     photo_size = tuple(int(v) for v in args.photo.lower().split("x")) if args.photo else None
 
     import torch
@@ -137,7 +146,7 @@ def main(argv=None) -> int:
 
     models = args.models or [t for t in MODEL_TYPES if any((f / f"{t}.npz").is_file() for f in REFERENCE_FOLDERS)]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, median of {args.repeat}, "
-          f"photo {args.photo or 'at network size'}; load average at start {_load()}")
+          f"photo {args.photo or 'at network size'}, {args.clock} clock; load average at start {_load()}")
     rows = []
     for model_type in models:
         try:
