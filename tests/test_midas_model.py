@@ -312,3 +312,19 @@ def test_every_timm_backbone_of_the_table_is_found():
 
     names = {get_spec(t).arch.timm_name for t in MODEL_TYPES} - {None, ""}
     assert names and all(_timm_loader.model_module_of(n) for n in names), names
+
+
+@pytest.mark.parametrize("absent", ["timm", "torchvision"])
+def test_missing_timm_or_torchvision_is_a_clear_error(absent):
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    code = (f"import sys; sys.modules[{absent!r}] = None\n"
+            "from depth_addon.errors import DependencyMissingError\n"
+            "from depth_addon.midas.nets._timm import import_timm\n"
+            "try:\n    import_timm()\nexcept DependencyMissingError as exc:\n    print(exc)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert f"{absent} is not installed" in result.stdout and "pip install timm" in result.stdout

@@ -17,16 +17,20 @@ from . import _timm_loader
 
 
 def import_timm():
-    """timm's package, privately imported (:mod:`._timm_loader`); DependencyMissingError if timm is absent.
+    """timm's package, privately imported (:mod:`._timm_loader`); DependencyMissingError if timm (or the
+    torchvision it needs) is absent.
 
     Its submodules load on first use (``import_timm().layers``).
     """
     try:
-        return _timm_loader.load("timm")
+        timm = _timm_loader.load("timm")
+        _timm_loader.load("timm.layers")  # what every backbone needs (and, of torchvision, FrozenBatchNorm2d)
+        return timm
     except ModuleNotFoundError as exc:
+        missing = exc.name or "timm"
         raise DependencyMissingError(
-            f"timm is not installed ({exc}); install it into Blender's Python with "
-            "'python -m pip install timm' (see the add-on preferences)"
+            f"{missing} is not installed ({exc}); install it into Blender's Python with "
+            f"'python -m pip install {'timm' if missing == 'timm' else f'timm {missing}'}' (see the add-on preferences)"
         ) from exc
 
 

@@ -104,10 +104,7 @@ def _source(name: str) -> tuple[Path, bool] | None:
 def load(name: str) -> types.ModuleType:
     """The private copy of module ``name`` (e.g. ``"timm.models.beit"``), loaded on first use."""
     full = f"{PRIVATE}.{name}"
-    module = sys.modules.get(full)
-    if module is not None:
-        return module
-    with _lock:
+    with _lock:  # one loader at a time: another thread waits for a module being executed
         if full in sys.modules:
             return sys.modules[full]
         if PRIVATE not in sys.modules:
