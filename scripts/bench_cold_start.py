@@ -2,6 +2,7 @@
 
     bash scripts/venv_run.sh scripts/bench_cold_start.py [--repeat 5] [--model midas_v21_small_256]
     bash scripts/venv_run.sh scripts/bench_cold_start.py --blender     # also: 2 runs in one bpy process
+    bash scripts/venv_run.sh scripts/bench_cold_start.py --threads 1   # on a machine shared with other jobs
 
 Fresh processes, alternating (torch, depth, torch, depth, ...), median of ``--repeat`` each; the
 ratio is the target (<= 2.0). The weights are the deterministic reference checkpoint (same cache
@@ -104,7 +105,13 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="fresh processes of each kind (median)")
     parser.add_argument("--model", default="midas_v21_small_256")
     parser.add_argument("--blender", action="store_true", help="also time two runs in one bpy process")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="OMP_NUM_THREADS for every timed process (default: torch's own choice); on a "
+                             "machine shared with other jobs, torch's threads wait for each other at every "
+                             "operation, and 1 thread is what measures this command rather than the others")
     args = parser.parse_args(argv)
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by the processes timed below
 
     checkpoint = reference_checkpoint(args.model)
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,7 +125,8 @@ def main(argv=None) -> int:
             times["torch"].append(timed_run(bare))
             times["depth"].append(timed_run(depth))
         torch_s, depth_s = statistics.median(times["torch"]), statistics.median(times["depth"])
-        print(f"fresh processes, alternating, median of {args.repeat} (load average now: "
+        print(f"fresh processes, alternating, median of {args.repeat}, "
+              f"{f'OMP_NUM_THREADS={args.threads}' if args.threads else 'torch default threads'} (load average now: "
               f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}, 1/5/15 min):")
         print(f"  python -c 'import torch'                       {torch_s:6.2f} s")
         print(f"  python -m depth_addon depth ({args.model})  {depth_s:6.2f} s")
