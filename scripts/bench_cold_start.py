@@ -2,6 +2,7 @@
 
     bash scripts/venv_run.sh scripts/bench_cold_start.py [--repeat 5] [--model midas_v21_small_256]
     bash scripts/venv_run.sh scripts/bench_cold_start.py --blender     # also: 2 runs in one bpy process
+    bash scripts/venv_run.sh scripts/bench_cold_start.py --threads 1   # on a machine shared with other jobs
 
 Fresh processes, alternating (torch, depth, torch, depth, ...), median of ``--repeat`` each; the
 ratio is the target (<= 2.0). The weights are the deterministic reference checkpoint (same cache
@@ -25,7 +26,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(REPO / "tests"))
 PHOTO = REPO / "samples" / "chelsea.jpg"
 
 _PHASES = r"""
@@ -35,9 +36,10 @@ start = time.perf_counter()
 import torch
 times["import torch"] = time.perf_counter() - start
 mark = time.perf_counter()
-from depth_addon.midas.nets._timm import import_timm
+from depth_addon.midas.nets._timm import import_timm, timm_module
 import_timm()
-times["import timm (+ torchvision)"] = time.perf_counter() - mark
+timm_module("layers")
+times["import timm (private: timm.layers)"] = time.perf_counter() - mark
 from depth_addon import imageio
 from depth_addon.midas import load_model, model as model_module
 rgb = imageio.read_image(sys.argv[1])
@@ -62,6 +64,8 @@ times["second run, same process (cached model)"] = time.perf_counter() - mark
 mark = time.perf_counter()
 imageio.write_depth(sys.argv[4], depth)
 times["write depth png"] = time.perf_counter() - mark
+loaded = [m for m in ("timm", "torchvision", "torch._dynamo") if m in sys.modules]
+print("modules loaded:", ", ".join(loaded) or "none of timm, torchvision, torch._dynamo", file=sys.stderr)
 print(json.dumps(times))
 """
 
@@ -88,17 +92,26 @@ def phases(script: str, checkpoint: Path, model: str, out: Path) -> dict:
     done = subprocess.run([sys.executable, "-c", script, str(PHOTO), str(checkpoint), model, str(out)],
                           check=True, cwd=REPO, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
+    for line in done.stderr.splitlines():
+        if line.startswith("modules loaded:"):
+            print(f"  ({line})")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> int:
-    from bench_inference import reference_checkpoint
+    from reference_checkpoints import reference_checkpoint  # the tests' checkpoint cache
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="fresh processes of each kind (median)")
     parser.add_argument("--model", default="midas_v21_small_256")
     parser.add_argument("--blender", action="store_true", help="also time two runs in one bpy process")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="OMP_NUM_THREADS for every timed process (default: torch's own choice); on a "
+                             "machine shared with other jobs, torch's threads wait for each other at every "
+                             "operation, and 1 thread is what measures this command rather than the others")
     args = parser.parse_args(argv)
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by the processes timed below
 
     checkpoint = reference_checkpoint(args.model)
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,7 +125,9 @@ def main(argv=None) -> int:
             times["torch"].append(timed_run(bare))
             times["depth"].append(timed_run(depth))
         torch_s, depth_s = statistics.median(times["torch"]), statistics.median(times["depth"])
-        print(f"fresh processes, alternating, median of {args.repeat}:")
+        print(f"fresh processes, alternating, median of {args.repeat}, "
+              f"{f'OMP_NUM_THREADS={args.threads}' if args.threads else 'torch default threads'} (load average now: "
+              f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}, 1/5/15 min):")
         print(f"  python -c 'import torch'                       {torch_s:6.2f} s")
         print(f"  python -m depth_addon depth ({args.model})  {depth_s:6.2f} s")
         print(f"  cold start ratio                               {depth_s / torch_s:6.2f} x  (target <= 2.0)")

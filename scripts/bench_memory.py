@@ -7,8 +7,10 @@ depth step, so the mesh tears), then runs the mesh command on them with ``--dept
 network) and ``--stride 1`` (2 M vertices) in fresh processes: once writing a .blend, once a
 .blend and a .glb. Prints each process's peak resident memory (``ru_maxrss``) next to the
 peak of a process that only imports bpy and numpy (the floor). Target: peak <= 1.2 GB. (The
-.glb is written by Blender's own glTF exporter, whose Python/numpy code needs far more memory
-than the mesh itself; the .blend run is what the add-on's own code costs.)
+.glb is written by Blender's own glTF exporter, with shared accessors and, the material being
+unlit, no normals: ``blender/export.py``. Its Python/numpy code still needs about as much memory
+as the whole scene for this mesh; the .blend run is what the add-on's own code costs. Where the
+exporter's memory goes: docs/speed.md.)
 """
 
 from __future__ import annotations

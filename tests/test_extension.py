@@ -79,7 +79,8 @@ result = bpy.ops.extensions.package_install_files(
 report["install"] = sorted(result)
 package = "bl_ext.user_default.depth_addon"
 report["enabled"] = package in bpy.context.preferences.addons
-report["heavy_after_enable"] = sorted(m for m in ("torch", "timm") if m in sys.modules)
+HEAVY = ("torch", "timm", "torchvision", "depth_addon_private_timm")  # the last: timm as the add-on imports it
+report["heavy_after_enable"] = sorted(m for m in HEAVY if m in sys.modules)
 addon = sys.modules[package]
 from importlib import import_module
 weights = import_module(package + ".midas.weights")
@@ -104,7 +105,7 @@ report["object"] = {
 }
 camera = bpy.context.scene.camera
 report["camera"] = camera.type if camera else None
-report["heavy_after_run"] = sorted(m for m in ("torch", "timm") if m in sys.modules)
+report["heavy_after_run"] = sorted(m for m in HEAVY if m in sys.modules)
 
 import addon_utils
 addon_utils.disable(package)
@@ -160,6 +161,7 @@ def test_installed_extension_runs_headless(extension_zip, tmp_path):
     assert obj["name"] == "chelsea" and obj["type"] == "MESH" and obj["selected"]
     assert obj["vertices"] > 100 and obj["uv_layers"] == 1 and obj["material_images"]
     assert report["camera"] == "CAMERA"
-    assert report["heavy_after_run"] == ["timm", "torch"]
+    # timm loaded privately (nets/_timm_loader.py): the global timm and torchvision stay untouched for other add-ons
+    assert report["heavy_after_run"] == ["depth_addon_private_timm", "torch"]
     assert report["disabled_clean"]
     assert report["uninstall"] == ["FINISHED"] and report["kept_after_uninstall"] == [True, True]

@@ -46,7 +46,7 @@ def _seeded():
 def timm():
     from depth_addon.midas.nets._timm import import_timm
 
-    return import_timm()  # with the torchvision workaround the add-on applies
+    return import_timm()  # timm as the add-on imports it (privately: nets/_timm_loader.py)
 
 
 def test_fusion_block_out_conv_before_upsampling():
@@ -79,7 +79,7 @@ def test_project_readout_split_matmul():
 
 def test_swin_v2_attention_fused(timm):
     import torch
-    from timm.models.swin_transformer_v2 import WindowAttention
+    WindowAttention = timm.models.swin_transformer_v2.WindowAttention
 
     attn = WindowAttention(32, (4, 4), num_heads=4, qkv_bias=True).eval()
     with torch.no_grad():
@@ -96,7 +96,7 @@ def test_swin_v2_attention_fused(timm):
 
 def test_swin_v1_uses_timm_fused_path(timm):
     import torch
-    from timm.models.swin_transformer import WindowAttention
+    WindowAttention = timm.models.swin_transformer.WindowAttention
 
     attn = WindowAttention(32, num_heads=4, window_size=4).eval()
     with torch.no_grad():
@@ -111,7 +111,7 @@ def test_swin_v1_uses_timm_fused_path(timm):
 
 def test_levit_attention_fused(timm):
     import torch
-    from timm.models.levit import Attention, AttentionDownsample
+    Attention, AttentionDownsample = timm.models.levit.Attention, timm.models.levit.AttentionDownsample
 
     attn = Attention(64, key_dim=16, num_heads=4, attn_ratio=2, resolution=7)
     down = AttentionDownsample(64, 96, key_dim=16, num_heads=4, attn_ratio=2, stride=2, resolution=7)

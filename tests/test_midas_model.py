@@ -264,3 +264,63 @@ def test_table_feature_dims_are_checked_against_the_backbone():
     wrong = replace(spec, arch=replace(spec.arch, features=(96, 192, 384, 384)))
     with pytest.raises(ValueError, match=r"backbone gives \(96, 192, 384, 768\) channels"):
         build_network(wrong)
+
+
+_PRIVATE_TIMM_RUN = r"""
+import json, sys
+import torch
+from depth_addon.midas import load_model
+from depth_addon.midas.nets import _timm_loader
+model = load_model(sys.argv[1], checkpoint=sys.argv[2], device="cpu")
+model.predict(__import__("numpy").zeros((40, 60, 3), "uint8"))
+print(json.dumps({
+    "global": sorted(m for m in sys.modules if m.partition(".")[0] in ("timm", "torchvision")),
+    "dynamo": "torch._dynamo" in sys.modules,
+    "private": sorted(m for m in sys.modules if m.startswith(_timm_loader.PRIVATE + ".timm.models.")),
+    "timm_files": all(m.__file__.startswith(str(_timm_loader._root("timm")))
+                      for n, m in sys.modules.items() if n.startswith(_timm_loader.PRIVATE + ".timm.")),
+}))
+"""
+
+
+def test_timm_is_imported_privately_without_torchvision(small_checkpoint):
+    """A run imports only the timm modules the network uses, under a private name: the global
+    ``timm`` / ``torchvision`` (other Blender add-ons') stay unimported, and so does torch._dynamo."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    result = subprocess.run([sys.executable, "-c", _PRIVATE_TIMM_RUN, SMALL, str(small_checkpoint)], cwd=REPO_ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["global"] == [] and not report["dynamo"]
+    assert "depth_addon_private_timm.timm.models.efficientnet" in report["private"]
+    assert len(report["private"]) < 30, report["private"]  # not timm's ~100 model modules
+    assert report["timm_files"]  # timm's own installed code, not a copy
+
+
+def test_every_timm_backbone_of_the_table_is_found():
+    from depth_addon.midas import MODEL_TYPES
+    from depth_addon.midas.nets import _timm_loader
+
+    names = {get_spec(t).arch.timm_name for t in MODEL_TYPES} - {None, ""}
+    assert names and all(_timm_loader.model_module_of(n) for n in names), names
+
+
+@pytest.mark.parametrize("absent", ["timm", "torchvision"])
+def test_missing_timm_or_torchvision_is_a_clear_error(absent):
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    code = (f"import sys; sys.modules[{absent!r}] = None\n"
+            "from depth_addon.errors import DependencyMissingError\n"
+            "from depth_addon.midas.nets._timm import import_timm\n"
+            "try:\n    import_timm()\nexcept DependencyMissingError as exc:\n    print(exc)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert f"{absent} is not installed" in result.stdout and "pip install timm" in result.stdout

@@ -169,9 +169,11 @@ def test_beit_parameters_match_the_official_layout(beit):
 
 def test_beit_saved_position_index_is_checked_then_dropped(beit_net):
     import torch
-    from timm.models.beit import gen_relative_position_index
 
     from depth_addon.errors import CheckpointMismatchError
+    from depth_addon.midas.nets._timm import timm_module
+
+    gen_relative_position_index = timm_module("models.beit").gen_relative_position_index
 
     key = "pretrained.model.blocks.3.attn.relative_position_index"
     good = {key: gen_relative_position_index((24, 24)), "pretrained.act_postprocess1.3.bias": torch.zeros(1)}

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .nets._timm_loader import PRIVATE
 from .nets.blocks import FeatureFusionBlockCustom, ProjectReadout
 
 
@@ -126,8 +127,11 @@ def _levit_downsample_class(base: type) -> type:
 
 
 def _timm_class(module_name: str, class_name: str) -> type | None:
-    """A timm class if its module is loaded (no network can hold its modules otherwise); never imports."""
-    return getattr(sys.modules.get(module_name), class_name, None)
+    """A timm class if its module is loaded (no network can hold its modules otherwise); never imports.
+
+    (timm as the networks import it: privately, see :mod:`.nets._timm_loader`.)
+    """
+    return getattr(sys.modules.get(f"{PRIVATE}.{module_name}"), class_name, None)
 
 
 def _fast_classes() -> dict[type, type]:

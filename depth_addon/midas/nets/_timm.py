@@ -12,33 +12,44 @@ import torch
 from torch import nn
 
 from ...errors import CheckpointMismatchError, DependencyMissingError, ModelUnavailableError
-from .._torch_compat import ensure_timm_importable
 from ..registry import ModelSpec, matching_model_types
+from . import _timm_loader
 
 
 def import_timm():
-    """``import timm`` (after the torchvision workaround); DependencyMissingError if absent."""
-    ensure_timm_importable()
+    """timm's package, privately imported (:mod:`._timm_loader`); DependencyMissingError if timm (or the
+    torchvision it needs) is absent.
+
+    Its submodules load on first use (``import_timm().layers``).
+    """
     try:
-        import timm
-    except ImportError as exc:
+        timm = _timm_loader.load("timm")
+        _timm_loader.load("timm.layers")  # what every backbone needs (and, of torchvision, FrozenBatchNorm2d)
+        return timm
+    except ModuleNotFoundError as exc:
+        missing = exc.name or "timm"
         raise DependencyMissingError(
-            f"timm is not installed ({exc}); install it into Blender's Python with "
-            "'python -m pip install timm' (see the add-on preferences)"
+            f"{missing} is not installed ({exc}); install it into Blender's Python with "
+            f"'python -m pip install {'timm' if missing == 'timm' else f'timm {missing}'}' (see the add-on preferences)"
         ) from exc
-    return timm
+
+
+def timm_module(name: str):
+    """timm's module ``timm.<name>`` (e.g. ``"models.beit"``, ``"layers"``), privately imported."""
+    import_timm()
+    return _timm_loader.load(f"timm.{name}")
 
 
 def create_timm_model(name: str, **kwargs) -> nn.Module:
     """``timm.create_model(name, pretrained=False, **kwargs)``; ModelUnavailableError if this timm lacks it."""
-    timm = import_timm()
+    import_timm()
     try:
-        return timm.create_model(name, pretrained=False, **kwargs)
+        return _timm_loader.create_model(name, pretrained=False, **kwargs)
     except RuntimeError as exc:
         if "Unknown model" not in str(exc):
             raise
         raise ModelUnavailableError(
-            f"the installed timm {timm.__version__} has no '{name}' architecture; "
+            f"the installed timm {_timm_loader.version()} has no '{name}' architecture; "
             "install a timm release that provides it (e.g. 'python -m pip install -U timm')"
         ) from exc
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import ModelSpec
-from ._timm import create_timm_model
+from ._timm import create_timm_model, timm_module
 from .blocks import ReassembleHead, make_readout, reassemble_resample
 from .dpt import DPTDepthModel
 
@@ -87,7 +87,7 @@ class BeitBackbone(nn.Module):
     def _relative_index(self, grid_hw: tuple[int, int], device: torch.device) -> torch.Tensor:
         key = (*grid_hw, str(device))
         if key not in self._index_cache:
-            from timm.models.beit import gen_relative_position_index
+            gen_relative_position_index = timm_module("models.beit").gen_relative_position_index
 
             # Built on the CPU and moved: timm < 1.0.22 has no device argument.
             self._index_cache[key] = gen_relative_position_index(grid_hw).to(device).view(-1)
