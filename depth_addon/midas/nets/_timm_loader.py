@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import builtins
 import importlib.util
+import re
 import sys
 import threading
 import types
@@ -152,10 +153,11 @@ def model_module_of(timm_name: str) -> str | None:
     (``@register_model`` / ``def <name>(``) without importing timm's other model modules."""
     with _lock:
         if timm_name not in _model_modules:
-            needle = f"@register_model\ndef {timm_name}("
+            # Tolerant of decorator arguments, other decorators between and CRLF files.
+            needle = re.compile(rf"^@register_model\b[^\n]*\n(?:@[^\n]*\n)*def {re.escape(timm_name)}\(", re.M)
             _model_modules[timm_name] = next(
                 (f"timm.models.{path.stem}" for path in sorted((_root("timm") / "models").glob("*.py"))
-                 if needle in path.read_text(encoding="utf-8")), None)
+                 if needle.search(path.read_text(encoding="utf-8").replace("\r\n", "\n"))), None)
         return _model_modules[timm_name]
 
 
