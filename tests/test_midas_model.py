@@ -287,14 +287,8 @@ def test_timm_is_imported_privately_without_torchvision(small_checkpoint):
     """A run imports only the timm modules the network uses, under a private name: the global
     ``timm`` / ``torchvision`` (other Blender add-ons') stay unimported, and so does torch._dynamo."""
     import json
-    import subprocess
-    import sys
 
-    from conftest import REPO_ROOT
-
-    result = subprocess.run([sys.executable, "-c", _PRIVATE_TIMM_RUN, SMALL, str(small_checkpoint)], cwd=REPO_ROOT,
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_python(SMALL, small_checkpoint, code=_PRIVATE_TIMM_RUN, check=True)
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["global"] == [] and not report["dynamo"]
     assert "depth_addon_private_timm.timm.models.efficientnet" in report["private"]
@@ -312,15 +306,9 @@ def test_every_timm_backbone_of_the_table_is_found():
 
 @pytest.mark.parametrize("absent", ["timm", "torchvision"])
 def test_missing_timm_or_torchvision_is_a_clear_error(absent):
-    import subprocess
-    import sys
-
-    from conftest import REPO_ROOT
-
     code = (f"import sys; sys.modules[{absent!r}] = None\n"
             "from depth_addon.errors import DependencyMissingError\n"
             "from depth_addon.midas.nets._timm import import_timm\n"
             "try:\n    import_timm()\nexcept DependencyMissingError as exc:\n    print(exc)\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    result = run_python(code=code, check=True)
     assert f"{absent} is not installed" in result.stdout and "pip install timm" in result.stdout
