@@ -25,6 +25,12 @@ TIMER_STEP_S = 0.1
 RUNNING, CANCELLED, DONE = "running", "cancelled", "done"
 
 
+def running_job(key: str) -> Job | None:
+    """The job under ``key`` while its thread runs (a cancelled one too, until it stops), else None."""
+    job = ACTIVE.get(key)
+    return job if job is not None and not job.done else None
+
+
 def is_modal(op, context) -> bool:
     """Run in a thread with a modal timer only when invoked from the UI (never in background or redo)."""
     if bpy.app.background or context.window is None:
@@ -63,8 +69,7 @@ class JobHandle:
 
     def start(self, context) -> bool:
         """Start the job's thread; False (nothing started) while another job runs under the same key."""
-        running = ACTIVE.get(self.key)
-        if running is not None and not running.done:
+        if running_job(self.key) is not None:
             return False
         ACTIVE[self.key] = self.job.start()
         wm = context.window_manager

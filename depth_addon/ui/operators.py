@@ -20,7 +20,7 @@ from ..depth_job import DEPTH_CACHE, DepthInput, DepthJob, DepthResult
 from ..errors import DepthAddonError
 from ..settings import BuildSettings
 from . import deps, jobs, preferences
-from .modal import ACTIVE, JobOperator, report_exception
+from .modal import ACTIVE, JobOperator, report_exception, running_job
 from .properties import (
     DEVICE_ITEMS,
     SettingsProperties,
@@ -105,8 +105,7 @@ class DEPTH_ADDON_OT_image_to_object(JobOperator, SettingsProperties, Operator):
         if context.mode != "OBJECT":
             cls.poll_message_set("Switch to Object Mode to import")
             return False
-        running = ACTIVE.get("depth")
-        if running is not None and not running.done:
+        if (running := running_job("depth")) is not None:
             cls.poll_message_set("The previous depth run is stopping: wait a moment" if running.cancelled()
                                  else "A depth run is in progress: wait for it or press Esc")
             return False
@@ -367,8 +366,7 @@ class DEPTH_ADDON_OT_install_dependencies(JobOperator, Operator):
         if not bpy.app.online_access:
             cls.poll_message_set(preferences.online_message())
             return False
-        running = ACTIVE.get("install")
-        if running is not None and not running.done:
+        if running_job("install") is not None:
             cls.poll_message_set("The installer is already running")
             return False
         return True
@@ -421,8 +419,7 @@ class DEPTH_ADDON_OT_remove_dependencies(Operator):
 
     @classmethod
     def poll(cls, context):
-        running = ACTIVE.get("install")
-        if running is not None and not running.done:
+        if running_job("install") is not None:
             cls.poll_message_set("The installer is running: cancel it first")
             return False
         if not preferences.site_packages_dir().is_dir():

@@ -11,7 +11,7 @@ from bpy.types import Panel
 
 from ..midas.registry import get_spec
 from . import deps
-from .modal import ACTIVE
+from .modal import running_job
 from .operators import DEPTH_ADDON_OT_image_to_object, DEPTH_ADDON_OT_remesh, is_depth_object
 from .preferences import ADDON_PACKAGE, custom_weights_dir
 from .properties import draw_settings
@@ -52,7 +52,7 @@ def draw_model(layout, props, context) -> None:
     row = layout.row(align=True)
     if props.weights:
         row.label(text="Using the checkpoint below", icon="FILE")
-    elif (download := ACTIVE.get(f"download:{spec.name}")) is not None and not download.done:
+    elif (download := running_job(f"download:{spec.name}")) is not None:
         row.label(text=f"Downloading {download.progress[0]:.0%}", icon="SORTTIME")
         row.operator("depth_addon.cancel_job", text="", icon="CANCEL").key = f"download:{spec.name}"
     elif cached_weights(spec.name, custom_weights_dir(context)) is not None:
@@ -96,8 +96,7 @@ def draw_run(layout) -> None:
 def draw_depth_panel(layout, context) -> None:
     """The "Image to Depth" sidebar panel."""
     props = context.scene.depth_addon
-    running = ACTIVE.get("depth")
-    if running is not None and not running.done:
+    if (running := running_job("depth")) is not None:
         draw_running(layout, running)
     draw_source(layout.column(), props, context)
     layout.separator()

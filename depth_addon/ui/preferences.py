@@ -10,7 +10,7 @@ from bpy.types import AddonPreferences
 
 from ..midas.registry import MODEL_SPECS, specs_by_family
 from . import deps
-from .modal import ACTIVE
+from .modal import running_job
 from .properties import DEVICE_ITEMS, PRECISION_ITEMS
 
 # The add-on's root package: "depth_addon", or "bl_ext.<repo>.depth_addon" once installed.
@@ -128,10 +128,10 @@ def draw_preferences(prefs, layout, context) -> None:
 
 def _draw_dependencies(prefs, box) -> None:
     box.label(text="torch + timm", icon="SCRIPTPLUGINS")
-    install = ACTIVE.get("install")
+    install = running_job("install")
     missing = deps.missing_modules()
     col = box.column()
-    if install is not None and not install.done:
+    if install is not None:
         fraction, message = install.progress
         col.label(text=f"Installing ({fraction:.0%}): {message}", icon="SORTTIME")
         col.operator("depth_addon.cancel_job", text="Cancel", icon="CANCEL").key = "install"
@@ -177,8 +177,8 @@ def _draw_family(grid, specs, folder: Path) -> None:
         grid.label(text=spec.label)
         grid.label(text=f"{spec.description}, ~{spec.size_mb:,} MB, {spec.licence}",
                    icon="ERROR" if spec.non_commercial else "NONE")
-        download = ACTIVE.get(f"download:{spec.name}")
-        if download is not None and not download.done:
+        download = running_job(f"download:{spec.name}")
+        if download is not None:
             fraction, _ = download.progress
             grid.operator("depth_addon.cancel_job", text=f"{fraction:.0%} (Cancel)",
                           icon="CANCEL").key = f"download:{spec.name}"
