@@ -65,7 +65,7 @@ def read_exr_strings(header: bytes) -> dict[str, str]:
     while pos < len(header) and header[pos] != 0:
         name_end = header.find(b"\0", pos)
         kind_end = header.find(b"\0", name_end + 1)
-        if name_end < 0 or kind_end < 0 or kind_end + 4 > len(header):
+        if name_end < 0 or kind_end < 0 or kind_end + 5 > len(header):  # the 4-byte size must be there
             break
         size = struct.unpack_from("<i", header, kind_end + 1)[0]
         start = kind_end + 5

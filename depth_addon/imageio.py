@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import DepthAddonError, ImageReadError
+from .errors import DependencyMissingError, DepthAddonError, ImageReadError
 from .geometry.depth import DEPTH_KINDS, guess_depth_kind
 
 # Pillow refuses images above ~179 MP (and warns above ~89 MP) to protect servers from
@@ -65,15 +65,25 @@ _FOCAL_PLANE_X_RES, _FOCAL_PLANE_Y_RES, _FOCAL_PLANE_UNIT = 0xA20E, 0xA20F, 0xA2
 _FOCAL_PLANE_UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}  # inch, cm, mm, micrometre
 
 
-def import_cv2():
+def import_cv2(needed_for: str | None = None, otherwise: str | None = None):
     """Import OpenCV with its OpenEXR codec enabled (the one place that sets the switch).
 
     OpenCV only reads/writes .exr when OPENCV_IO_ENABLE_OPENEXR is set before the codec is
-    first used; setting it before the import covers that.
+    first used; setting it before the import covers that. ``needed_for`` ("the fill behind
+    tears"): without OpenCV, a DependencyMissingError saying what needs it, how to install it
+    and ``otherwise`` (what works without it); without ``needed_for`` the ImportError as it is.
     """
     os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
-    import cv2
-
+    try:
+        import cv2
+    except ImportError as exc:
+        if needed_for is None:
+            raise
+        # Blender's own Python has no OpenCV until the add-on's installer runs.
+        raise DependencyMissingError(
+            f"{needed_for} needs OpenCV, which is not installed in this Python: install the dependencies "
+            f"(Edit > Preferences > Add-ons > Depth Addon){f', or {otherwise}' if otherwise else ''}"
+        ) from exc
     return cv2
 
 

@@ -339,6 +339,19 @@ def test_failed_write_leaves_no_half_file_and_keeps_the_old_one(tmp_path, suffix
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
 
 
+@pytest.mark.pure
+def test_exr_header_cut_anywhere_reads_quietly(tmp_path):
+    """read_exr_strings reads the first bytes of a file: a cut inside any attribute stops it, never raises."""
+    from depth_addon.exr import read_exr_strings
+
+    data = write_depth(tmp_path / "d.exr", np.ones((4, 5), np.float32), kind="metric").read_bytes()
+    whole = read_exr_strings(data)
+    assert whole  # the depth record is there
+    for cut in range(len(data[:400])):
+        part = read_exr_strings(data[:cut])
+        assert all(whole[key] == value for key, value in part.items()), cut
+
+
 @pytest.mark.parametrize("suffix", [".png", ".exr", ".tif", ".npy"])
 def test_depth_files_record_what_they_hold(tmp_path, suffix):
     """In the format's own metadata: PNG tEXt, EXR string attribute, TIFF ImageDescription, .npy sidecar."""

@@ -39,7 +39,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import DependencyMissingError
 from .grid import (
     GridTopology,
     compact_vertices,
@@ -130,7 +129,7 @@ def background(values: np.ndarray, torn: np.ndarray, cells: int, tear_threshold:
 
 def _background_in(values, torn, cells, tear_threshold, px, py, focal, fit_step) -> Background:
     """``background`` on the part of the grid around the torn quads."""
-    cv2 = _import_cv2()
+    cv2 = _cv2()
 
     ny, nx = values.shape
     quad_rows, quad_columns = np.nonzero(torn)
@@ -229,7 +228,7 @@ def _fit_planes(values, known, rows, columns, radius, x, y):
     (``cv2.integral``: four look-ups per target at any size). A small ridge on the slopes keeps a
     window whose known vertices lie on a line (a thin far strip) well-posed.
     """
-    cv2 = _import_cv2()
+    cv2 = _cv2()
 
     ny, nx = values.shape
     w = known.astype(np.float64)
@@ -298,7 +297,7 @@ def hidden_pixels(z_map: np.ndarray, bg: Background, xs: np.ndarray, ys: np.ndar
     A pixel takes its nearest grid vertex; it is hidden when that vertex (or one next to it) is
     on the band and the pixel is clearly nearer than the layer there. z_map: (H, W) float32.
     """
-    cv2 = _import_cv2()
+    cv2 = _cv2()
 
     height, width = z_map.shape
     hidden = np.zeros((height, width), dtype=bool)
@@ -341,7 +340,7 @@ def extend_photo(rgb: np.ndarray, layer: FillLayer) -> np.ndarray:
     level keeps its own average where it has enough weight and takes the coarser level's
     elsewhere. Seen pixels are returned unchanged. rgb: (H, W, 3) uint8 -> (H, W, 3) uint8.
     """
-    cv2 = _import_cv2()
+    cv2 = _cv2()
 
     out = np.array(rgb[..., :3], dtype=np.uint8, copy=True)
     if not layer.has_hidden:
@@ -762,14 +761,8 @@ def _extra_edges(topology: GridTopology, layer: _LayerBox | None, grid_of, rim_f
     return all_edges, np.concatenate([layer_corner_edges.reshape(-1), rim_index[inverse]]).astype(np.int32)
 
 
-def _import_cv2():
-    """OpenCV, or one line saying the fill needs it (Blender's own Python has no OpenCV until the
-    add-on's installer runs; a depth-map import without it works with ``fill`` off)."""
-    try:
-        import cv2
-    except ImportError as exc:
-        raise DependencyMissingError(
-            "the fill behind tears needs OpenCV, which is not installed in this Python: install the "
-            "dependencies (Edit > Preferences > Add-ons > Depth Addon), or turn Fill off"
-        ) from exc
-    return cv2
+def _cv2():
+    """OpenCV, or one line saying the fill needs it (a depth-map import without it works with fill off)."""
+    from ..imageio import import_cv2  # lazily: imageio imports this package
+
+    return import_cv2("the fill behind tears", otherwise="turn Fill off")
