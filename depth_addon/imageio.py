@@ -238,6 +238,17 @@ def read_depth(path: str | os.PathLike) -> np.ndarray:
             raise ImageReadError(f"{path} is not a readable .npy array ({exc})") from exc
     else:
         values = _decode_with_cv2(path)
+    return depth_from_decoded(path, values)
+
+
+def depth_from_decoded(path: str | os.PathLike, values: np.ndarray, unit_scaled: bool = False) -> np.ndarray:
+    """A depth file's decoded values -> (H, W) float32 depth, whoever decoded them (OpenCV, numpy, Blender).
+
+    Takes the first channel, refuses colour-mapped previews, makes 8/16-bit pictures' integers
+    [0, 1], and maps those (or ``unit_scaled`` values: a picture a decoder already gave as [0, 1])
+    onto the value range the file records, if it records one.
+    """
+    path = Path(path)
     values = np.asarray(values)
     if values.ndim == 3 and values.shape[0] == 1:
         values = values[0]  # (1, H, W), e.g. a saved network output
@@ -249,12 +260,12 @@ def read_depth(path: str | os.PathLike) -> np.ndarray:
     if tags is not None and tags.get("colormap"):
         raise ImageReadError(f"{path} is a colour-mapped preview ({tags['colormap']}), not depth values; "
                              "write the depth without --colormap (.png, .exr, .tif, .npy)")
-    if values.dtype.kind == "u" and suffix != ".npy":  # 8/16-bit pictures -> [0, 1], or the recorded range
-        unit = values / np.iinfo(values.dtype).max
-        if tags is not None and "range" in tags:
-            low, high = tags["range"]
-            return (low + unit * (high - low)).astype(np.float32)
-        return unit.astype(np.float32)
+    if values.dtype.kind == "u" and path.suffix.lower() != ".npy":
+        values = values / np.iinfo(values.dtype).max  # float64 until the range is applied
+        unit_scaled = True
+    if unit_scaled and tags is not None and "range" in tags:
+        low, high = tags["range"]
+        return (low + values * (high - low)).astype(np.float32)
     if values.dtype.kind not in "fiu":
         raise ImageReadError(f"{path} holds {values.dtype} values, not numbers")
     return values.astype(np.float32)
@@ -305,6 +316,8 @@ def read_depth_tags(path: str | os.PathLike) -> dict | None:
                 text = im.tag_v2.get(_TIFF_IMAGE_DESCRIPTION)
     except (OSError, SyntaxError, ValueError):  # Pillow's UnidentifiedImageError is an OSError
         return None  # unreadable files fail in read_depth, with their own message
+    except ImportError:  # a .tif's record needs Pillow (stock Blender has none): the kind is guessed
+        return None
     try:
         tags = json.loads(text) if isinstance(text, str) else None
     except ValueError:

@@ -383,3 +383,16 @@ def test_colour_mapped_preview_is_not_read_as_depth(tmp_path):
     path = write_depth(tmp_path / "preview.png", np.eye(8, dtype=np.float32), colormap="inferno")
     with pytest.raises(ImageReadError, match="colour-mapped preview"):
         read_depth(path)
+
+
+@pytest.mark.blender
+@pytest.mark.parametrize(("name", "kind"), [("m.png", "metric"), ("i.png", "inverse"), ("m.exr", "metric"),
+                                            ("m.tif", "metric"), ("m.npy", "metric")])
+def test_blender_reads_depth_files_as_imageio_does(tmp_path, name, kind):
+    """Stock Blender (no OpenCV) reads depth with its own decoder: the file's record (range) applies the same."""
+    from depth_addon.blender import pictures
+
+    depth = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32).repeat(4, 0).repeat(4, 1)
+    path = write_depth(tmp_path / name, depth, kind=kind)
+    np.testing.assert_allclose(pictures.read_depth(path), read_depth(path), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(pictures.read_depth(path), depth, rtol=0, atol=1e-4)

@@ -16,6 +16,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from .. import imageio
 from ..errors import ImageReadError
 
 
@@ -48,18 +49,14 @@ def read_depth(path: str | os.PathLike) -> np.ndarray:
     """A depth file as (H, W) float32: 8/16-bit pictures in [0, 1], float files (EXR, HDR) as stored, .npy as saved."""
     path = Path(path)
     if path.suffix.lower() == ".npy":
-        if not path.is_file():
-            raise ImageReadError(f"{path} not found: check the path")
-        depth = np.load(path, allow_pickle=False)
-        if depth.ndim == 3 and depth.shape[-1] in (1, 3, 4):
-            depth = depth[..., 0]
-        if depth.ndim != 2:
-            raise ImageReadError(f"{path} holds an array of shape {depth.shape}, not a (H, W) depth map")
-        return np.ascontiguousarray(depth, dtype=np.float32)
+        return imageio.read_depth(path)  # numpy alone
     with _loaded(path) as image:
         image.colorspace_settings.is_data = True  # raw values, no colour transform
         image.reload()  # Blender < 5.0 keeps the float buffer it already converted from sRGB otherwise
         width, height = image.size
         rgba = np.empty(width * height * 4, dtype=np.float32)
         image.pixels.foreach_get(rgba)
-        return np.ascontiguousarray(rgba.reshape(height, width, 4)[::-1, :, 0])
+        values = rgba.reshape(height, width, 4)[::-1, :, 0]
+        # Blender gives 8/16-bit pictures as [0, 1]; the file's record (range, colour map) applies as in imageio.
+        return np.ascontiguousarray(imageio.depth_from_decoded(path, values, unit_scaled=not image.is_float
+                                                               or path.suffix.lower() == ".png"))
