@@ -1,6 +1,6 @@
 """Peak memory of a full-resolution mesh: ``python -m depth_addon mesh --stride 1`` on a 1920x1080 photo.
 
-    bash scripts/venv_run.sh scripts/bench_memory.py [--output out.glb] [--width 1920 --height 1080]
+    bash scripts/venv_run.sh scripts/bench_memory.py [--width 1920 --height 1080]
 
 Builds the synthetic 1920x1080 photo and depth of ``bench_mesh.py`` (a smooth surface with a
 depth step, so the mesh tears), then runs the mesh command on them with ``--depth`` (no

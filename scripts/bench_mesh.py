@@ -81,6 +81,7 @@ def main(argv=None):
     from PIL import Image
 
     from depth_addon import api
+    from depth_addon.blender.build import PROP_FILL_IMAGE
     from depth_addon.blender.mesh import new_point_cloud
     from depth_addon.geometry import build_mesh, build_points
     from depth_addon.settings import BuildSettings
@@ -102,7 +103,7 @@ def main(argv=None):
 
     def remove(result):
         data = result.object.data
-        filled = result.object.get("depth_addon_fill_image")  # the fill's extended photo
+        filled = result.object.get(PROP_FILL_IMAGE)  # the fill's extended photo
         bpy.data.batch_remove([result.object, result.camera, result.camera.data, data,
                                result.depth_image, *data.materials, *([filled] if filled else [])])
 

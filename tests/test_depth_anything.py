@@ -150,16 +150,17 @@ def test_depth_cli_writes_metres_for_a_metric_model(tmp_path, sample_photo, dav2
 
 
 @pytest.mark.pure
-def test_non_commercial_model_is_announced_before_the_download(tmp_path, sample_photo, capsys):
+@pytest.mark.parametrize(("command", "output"), [("depth", "d.png"), ("mesh", "m.blend")])
+def test_non_commercial_model_is_announced_before_the_download(tmp_path, sample_photo, capsys, command, output):
     from depth_addon.cli import main
 
     # The tests' weights URLs point at a closed loopback port: the download fails after the note.
-    assert main(["depth", str(sample_photo), "-o", str(tmp_path / "d.png"), "--model",
+    assert main([command, str(sample_photo), "-o", str(tmp_path / output), "--model",
                  "depth_anything_v2_vitb", "-q"]) == 2
     err = capsys.readouterr().err
     note, error = err.index("note: the Depth Anything V2 Base weights are licensed CC-BY-NC-4.0"), err.index("error:")
     assert note < error and "non-commercial use only" in err
-    assert main(["depth", str(sample_photo), "-o", str(tmp_path / "d.png"), "--model", SMALL, "-q"]) == 2
+    assert main([command, str(sample_photo), "-o", str(tmp_path / output), "--model", SMALL, "-q"]) == 2
     assert "note:" not in capsys.readouterr().err  # Apache-2.0: nothing to say
 
 

@@ -103,7 +103,7 @@ def _image_file(image: bpy.types.Image) -> Path | None:
 
 
 def _field_of_view(photo: Photo, settings: BuildSettings, fov_deg: float | None) -> tuple[float, str]:
-    """The horizontal FOV a build uses and where it comes from; the EXIF is read only when needed."""
+    """The horizontal FOV a build uses and where it comes from (given, settings, else the photo's cached EXIF)."""
     if fov_deg is not None:
         return resolve_fov(settings.with_changes(fov_deg=fov_deg)), "given"
     if settings.fov_deg is not None:

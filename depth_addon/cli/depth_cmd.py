@@ -14,7 +14,8 @@ from .. import imageio
 from ..midas import weights as weights_cache
 from ..midas.registry import DEFAULT_MODEL, DEVICES, MODEL_TYPES, PRECISIONS
 from ..pipeline import Network, resolve_depth
-from .model_help import MODEL_HELP, models_epilog
+from .model_help import MODEL_HELP, PRECISION_HELP, models_epilog
+from .reporting import print_note
 
 
 def add_parser(subparsers):
@@ -37,9 +38,7 @@ def add_parser(subparsers):
                    help="the official weights file of --model (default: the weights cache, downloading once)")
     p.add_argument("--device", choices=DEVICES, default="auto", help="where to run (default: %(default)s)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="float precision (default: %(default)s). fp16 and bf16 are not exact: on the CPU bf16 is faster but differed "
-                   "from fp32 by 1-13%% (max relative error) on the models measured; fp16 pays off on GPUs only "
-                   "(about 10x slower on the CPU). See docs/speed.md")
+                   help=PRECISION_HELP)
     p.add_argument("--colormap", choices=imageio.COLORMAPS, metavar="NAME",
                    help=f"write an 8-bit colour .png with this map: {', '.join(imageio.COLORMAPS)}")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
@@ -57,11 +56,8 @@ def run(args) -> int:
         if not args.quiet:
             print(message, file=sys.stderr)
 
-    def note(text: str):
-        print(f"note: {text}", file=sys.stderr)  # before the download, even with -q
-
     with DownloadBar(args.model, disable=args.quiet) as bar:
-        found = resolve_depth(rgb, network=network, progress=stage, on_bytes=bar, on_note=note)
+        found = resolve_depth(rgb, network=network, progress=stage, on_bytes=bar, on_note=print_note)
     path = imageio.write_depth(args.output, found.values, colormap=args.colormap, kind=found.kind, model=args.model)
     if not args.quiet:
         print(f"wrote {path} ({found.values.shape[1]}x{found.values.shape[0]})")

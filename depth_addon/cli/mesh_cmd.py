@@ -19,7 +19,8 @@ from ..errors import DependencyMissingError, DepthAddonError, WeightsUnavailable
 from ..midas.registry import DEFAULT_MODEL, DEVICES, MODEL_TYPES, PRECISIONS
 from ..pipeline import Network, resolve_depth
 from ..settings import DEFAULT_FOV_DEG, BuildSettings, Shader
-from .model_help import MODEL_HELP, models_epilog
+from .model_help import MODEL_HELP, PRECISION_HELP, models_epilog
+from .reporting import print_note
 
 EXPORT_SUFFIXES = (".blend", ".glb", ".gltf", ".obj", ".ply")
 SHADERS = typing.get_args(Shader)
@@ -45,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="the official weights file of --model (.pt / .pth; skips the download)")
     g.add_argument("--device", choices=DEVICES, default="auto", help="where to run the network (default auto)")
     g.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="float precision on the GPU (default: %(default)s)")
+                   help=PRECISION_HELP)
     g = p.add_argument_group("geometry")
     g.add_argument("--mode", choices=("mesh", "points"), default=defaults.output,
                    help="mesh or point cloud (default: %(default)s)")
@@ -142,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     rgb = read_image(args.image)
     try:
         found = resolve_depth(rgb, args.depth, depth_kind=args.depth_kind, network=network,
-                              progress=None if args.quiet else _print_progress())
+                              progress=None if args.quiet else _print_progress(), on_note=print_note)
     except WeightsUnavailableError as exc:
         raise WeightsUnavailableError(f"{exc}; or skip the network with --depth FILE (a depth map)") from exc
     if found.note and not args.quiet:

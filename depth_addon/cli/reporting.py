@@ -9,6 +9,11 @@ from collections.abc import Callable
 from ..errors import DepthAddonError
 
 
+def print_note(text: str) -> None:
+    """A note the user must see before work starts (a non-commercial licence before its download), even with -q."""
+    print(f"note: {text}", file=sys.stderr)
+
+
 def run_command(run: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
     """Run a parsed command; ``DepthAddonError`` -> ``error: ...`` on stderr and 2, Ctrl+C -> ``cancelled`` and 130.
 

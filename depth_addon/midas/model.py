@@ -266,7 +266,7 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
             raise CheckpointMismatchError(
                 f"{path.name} contains Python objects besides tensors, so it was not loaded: "
                 "only plain PyTorch state_dict checkpoints are accepted (weights_only=True); "
-                "use the official MiDaS .pt file"
+                "use the official weights file of the model type (.pt for MiDaS, .pth for Depth Anything V2)"
             ) from exc
         raise _not_a_checkpoint(path, exc) from exc
     except MemoryError:
@@ -280,7 +280,7 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     ):
         raise CheckpointMismatchError(
             f"{path.name} is a PyTorch file but not a model state_dict (nor {{'model': state_dict}}); "
-            "use the official MiDaS .pt file"
+            "use the official weights file of the model type (.pt for MiDaS, .pth for Depth Anything V2)"
         )
     return dict(obj)
 
@@ -290,7 +290,7 @@ def _not_a_checkpoint(path: Path, exc: BaseException) -> CheckpointMismatchError
 
     arrived = describe_non_checkpoint(path)
     if arrived:
-        return CheckpointMismatchError(f"{path.name} is {arrived}; delete it and download it again, or use the official MiDaS .pt file")
+        return CheckpointMismatchError(f"{path.name} is {arrived}; delete it and download it again, or use the official weights file of the model type (.pt for MiDaS, .pth for Depth Anything V2)")
     text = str(exc).strip()
     reason = f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__
     return CheckpointMismatchError(
