@@ -6,9 +6,11 @@ and the UI's worker call.
     found = resolve_depth(rgb, "photo_depth.exr")                 # a depth file: no network
     found.values, found.kind      # (h, w) float32 and "inverse" | "metric" | "relative"
 
-``resolve_weights`` is the one place that decides which weights file a network loads (the
-given file, the cache, or a download), ``Network`` the one place that checks the model type,
-device and precision, ``check_rgb`` the one place that checks a photo's pixels.
+``resolve_weights`` (from ``midas.weights``, which ``load_model`` uses too) is the one place that
+decides which weights file a network loads (the given file, the cache, or a download);
+``Network`` checks the model type, device and precision before anything is downloaded
+(``load_model`` checks them again for its direct callers); ``check_rgb`` (``midas.transforms``)
+is the one photo check.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from . import midas
-from .errors import CancelledError, DepthAddonError, WeightsUnavailableError
+from .errors import CancelledError, DepthAddonError
 from .geometry.depth import DEPTH_KINDS
-from .midas import weights as weights_cache
-from .midas.registry import DEFAULT_MODEL, DEVICES, PRECISIONS, get_spec, licence_notice
+from .midas.registry import DEFAULT_MODEL, DEVICES, PRECISIONS, get_spec
+from .midas.transforms import check_rgb
+from .midas.weights import resolve_weights  # re-exported: part of the resolver's surface
 
 StageProgress = Callable[[float, str], None]
 ByteProgress = Callable[[int, "int | None"], None]
@@ -142,36 +145,6 @@ def estimate_depth(
     return resolve_depth(rgb, network=network, progress=progress, cancel=cancel).values
 
 
-def resolve_weights(
-    model_type: str,
-    weights: str | os.PathLike | None = None,
-    *,
-    weights_dir: str | os.PathLike | None = None,
-    allow_download: bool = True,
-    on_bytes: ByteProgress | None = None,
-    on_note: Callable[[str], None] | None = None,
-    cancel: Cancel | None = None,
-) -> Path:
-    """The weights file ``model_type`` loads: ``weights`` if given (it must exist), else the one in
-    the weights folder, downloaded first if it is missing and ``allow_download``.
-
-    on_note(text) hears of a non-commercial licence before its weights are downloaded.
-    Raises WeightsUnavailableError naming the file and the fix.
-    """
-    if weights is not None:
-        checkpoint = Path(weights).expanduser()
-        if not checkpoint.is_file():
-            raise WeightsUnavailableError(
-                f"weights file not found: {checkpoint}; pass the official weights file of {model_type}"
-            )
-        return checkpoint
-    notice = licence_notice(get_spec(model_type))
-    if notice is not None and on_note is not None and weights_cache.cached_weights(model_type, weights_dir) is None:
-        on_note(notice)  # before the download starts
-    return weights_cache.ensure_weights(model_type, weights_dir, progress=on_bytes, cancel=cancel,
-                                        allow_download=allow_download)
-
-
 def download_weights(model_type: str, weights_dir: str | os.PathLike | None = None,
                      progress: Callable[[float | None, str], None] | None = None, cancel: Cancel | None = None) -> Path:
     """Fetch ``model_type``'s official weights into the weights folder (a cached file is returned as is)."""
@@ -185,15 +158,6 @@ def download_weights(model_type: str, weights_dir: str | os.PathLike | None = No
 
     report(0.0, f"{model_type}: connecting")
     return resolve_weights(model_type, weights_dir=weights_dir, on_bytes=downloaded, cancel=cancel)
-
-
-def check_rgb(rgb) -> None:
-    """ValueError unless ``rgb`` is an (H, W, 3) uint8 RGB image."""
-    if not (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8
-            and rgb.shape[0] >= 1 and rgb.shape[1] >= 1):
-        shape = getattr(rgb, "shape", None)
-        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {type(rgb).__name__} {shape} "
-                         f"{getattr(rgb, 'dtype', '')}".rstrip())
 
 
 def check_depth_array(depth) -> np.ndarray:

@@ -185,7 +185,7 @@ def test_pipeline_out_of_memory_on_cpu_is_not_retried(tmp_path, stub_load_model)
                                  {"rgb": np.zeros((4, 4, 3), np.float32)}])
 def test_pipeline_refuses_bad_arguments_before_any_download(server, empty_cache, stub_load_model, bad):
     arguments = {"rgb": np.zeros((4, 4, 3), np.uint8), **bad}
-    with pytest.raises(ValueError, match="unknown device|unknown precision|expected an \\(H, W, 3\\) uint8"):
+    with pytest.raises(ValueError, match="unknown device|unknown precision|expected an? (\\(H, W, 3\\)|uint8) RGB image"):
         pipeline.estimate_depth(model_type=MODEL, **arguments)
     assert server.requests == [] and stub_load_model.calls == []
 

@@ -26,7 +26,7 @@ from ..errors import (
     ModelUnavailableError,
 )
 from .registry import DEVICES, PRECISIONS, ModelSpec, get_spec, matching_model_types
-from .transforms import prepare_input
+from .transforms import check_rgb, prepare_input
 
 try:
     import torch
@@ -78,7 +78,7 @@ class MidasModel:
 
     def prepare(self, rgb: np.ndarray) -> np.ndarray:
         """``(H, W, 3)`` uint8 RGB -> ``(1, 3, h, w)`` float32 network input (official transform)."""
-        _check_rgb(rgb)
+        check_rgb(rgb)
         return prepare_input(rgb, self.spec)
 
     def forward(self, net_input: np.ndarray) -> torch.Tensor:
@@ -105,15 +105,6 @@ class MidasModel:
         ``"metric"`` (Depth Anything V2 metric): distance in metres.
         """
         return self.postprocess(self.forward(self.prepare(rgb)), rgb.shape[:2])
-
-
-def _check_rgb(rgb) -> None:
-    if not isinstance(rgb, np.ndarray):
-        raise ValueError(f"expected the image as a numpy array, got {type(rgb).__name__}")
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
-        raise ValueError(f"expected an (H, W, 3) RGB image, got an array of shape {rgb.shape}")
-    if rgb.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 RGB image (0..255), got dtype {rgb.dtype}")
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -150,7 +141,7 @@ def load_model(model_type: str, checkpoint: str | os.PathLike | None = None, dev
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
     device = resolve_device(device)
-    from ..pipeline import resolve_weights  # the one place that picks the file: given, cached or downloaded
+    from .weights import resolve_weights  # the one place that picks the file: given, cached or downloaded
 
     path = resolve_weights(model_type, checkpoint, weights_dir=weights_dir, on_bytes=progress).resolve()
     key = (spec.name, str(path), path.stat().st_mtime_ns, device, precision, bool(optimize))

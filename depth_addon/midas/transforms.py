@@ -18,6 +18,16 @@ import numpy as np
 from .registry import ModelSpec
 
 
+def check_rgb(rgb) -> None:
+    """ValueError naming the problem unless ``rgb`` is an (H, W, 3) uint8 RGB image (the one photo check)."""
+    if not isinstance(rgb, np.ndarray):
+        raise ValueError(f"expected the image as a numpy array, got {type(rgb).__name__}")
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
+        raise ValueError(f"expected an (H, W, 3) RGB image, got an array of shape {rgb.shape}")
+    if rgb.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 RGB image (0..255), got dtype {rgb.dtype}")
+
+
 def _constrain_to_multiple_of(x: float, multiple: int, min_val: int = 0, max_val: int | None = None) -> int:
     # np.round (half to even), like the official code
     y = int(np.round(x / multiple) * multiple)

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import CancelledError, CheckpointMismatchError, DependencyMissingError, WeightsUnavailableError
-from .registry import ModelSpec, get_spec
+from .registry import ModelSpec, get_spec, licence_notice
 
 WEIGHTS_DIR_ENV = "DEPTH_ADDON_WEIGHTS_DIR"
 URL_BASE_ENV = "DEPTH_ADDON_WEIGHTS_URL_BASE"
@@ -518,3 +518,32 @@ def _reason(reason) -> str:
 def _weights_dir(override) -> Path:
     # For the functions whose ``weights_dir`` parameter hides the public function.
     return weights_dir(override)
+
+
+def resolve_weights(
+    model_type: str,
+    weights: str | os.PathLike | None = None,
+    *,
+    weights_dir: str | os.PathLike | None = None,
+    allow_download: bool = True,
+    on_bytes: Callable[[int, int | None], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> Path:
+    """The weights file ``model_type`` loads: ``weights`` if given (it must exist), else the one in
+    the weights folder, downloaded first if it is missing and ``allow_download``.
+
+    on_note(text) hears of a non-commercial licence before its weights are downloaded.
+    Raises WeightsUnavailableError naming the file and the fix.
+    """
+    if weights is not None:
+        checkpoint = Path(weights).expanduser()
+        if not checkpoint.is_file():
+            raise WeightsUnavailableError(
+                f"weights file not found: {checkpoint}; pass the official weights file of {model_type}"
+            )
+        return checkpoint
+    notice = licence_notice(get_spec(model_type))
+    if notice is not None and on_note is not None and cached_weights(model_type, weights_dir) is None:
+        on_note(notice)  # before the download starts
+    return ensure_weights(model_type, weights_dir, progress=on_bytes, cancel=cancel, allow_download=allow_download)
