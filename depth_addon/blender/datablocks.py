@@ -22,7 +22,7 @@ CAMERA_ROTATION = Euler((math.pi / 2, 0.0, 0.0))
 
 # ---------------------------------------------------------------- images
 
-def load_photo(path: Path, rgb: np.ndarray, orientation: int | None = None) -> bpy.types.Image:
+def load_photo(path: Path, rgb: np.ndarray, orientation: int | None) -> bpy.types.Image:
     """The photo as an Image datablock that references ``path`` (nothing is copied).
 
     An Image already loaded from the same file is reused. When the file's stored pixels differ

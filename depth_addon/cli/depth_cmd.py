@@ -58,7 +58,7 @@ def run(args) -> int:
 
     with DownloadBar(args.model, disable=args.quiet) as bar:
         found = resolve_depth(rgb, network=network, progress=stage, on_bytes=bar, on_note=print_note)
-    path = imageio.write_depth(args.output, found.values, colormap=args.colormap, kind=found.kind, model=args.model)
+    path = imageio.write_depth(args.output, found.values, colormap=args.colormap, kind=found.kind, model=found.model)
     if not args.quiet:
         print(f"wrote {path} ({found.values.shape[1]}x{found.values.shape[0]})")
         if path.suffix.lower() == ".npy":  # .npy has no metadata of its own

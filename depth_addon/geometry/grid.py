@@ -87,20 +87,19 @@ def tear_jump_scale(height: int, width: int, xs: np.ndarray, ys: np.ndarray) -> 
     return float(reference / spacing)
 
 
-def grid_topology(keep: np.ndarray, spare_faces: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def grid_topology(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Faces, edges and face-corner edges of the kept quads of a grid, in numpy.
 
     Edges are read off the grid structure instead of deduplicating face edges: the
     horizontal edge right of vertex (i, j) exists when the quad above or below it is kept,
     the vertical edge below it when the quad left or right of it is kept.
 
-    keep: (ny-1, nx-1) bool; spare_faces: rows left unset at the end of ``faces`` and
-    ``corner_edges`` for faces a caller adds (the fill's layer), so that it need not copy them.
-    -> faces: (F + spare_faces, 4) int32 grid vertex indices, edges: (E, 2) int32 grid vertex
-       indices, corner_edges: ((F + spare_faces)*4,) int32 edge index of the edge leaving each
-       face corner.
+    keep: (ny-1, nx-1) bool
+    -> faces: (F, 4) int32 grid vertex indices, edges: (E, 2) int32 grid vertex indices,
+       corner_edges: (F*4,) int32 edge index of the edge leaving each face corner.
+    (``grid_topology_with_edge_ids`` leaves room for the faces the fill adds.)
     """
-    topology = grid_topology_with_edge_ids(keep, spare_faces)
+    topology = grid_topology_with_edge_ids(keep)
     return topology.faces, topology.edges, topology.corner_edges
 
 

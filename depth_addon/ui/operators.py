@@ -16,7 +16,7 @@ import bpy
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, StringProperty
 from bpy.types import Operator, OperatorFileListElement
 
-from ..depth_job import DEPTH_CACHE, DepthInput, DepthJob, DepthResult
+from ..depth_job import DepthInput, DepthJob, DepthResult
 from ..errors import DepthAddonError
 from ..settings import BuildSettings
 from . import deps, jobs, preferences
@@ -143,7 +143,7 @@ class DEPTH_ADDON_OT_image_to_object(JobOperator, SettingsProperties, Operator):
                           precision=preferences.precision(context))
         # What the depth files hold: as asked, else what each file records (decided in the worker).
         depth_kind = self.depth_kind if self.properties.is_property_set("depth_kind") else None
-        return jobs.Job(DepthJob(inputs, network, depth_kind, cache=DEPTH_CACHE))
+        return jobs.Job(DepthJob(inputs, network, depth_kind))
 
     def _copy_scene_settings(self, context) -> None:
         """Sidebar -> operator properties, once, so the redo panel shows (and keeps) them."""
